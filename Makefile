@@ -1,0 +1,50 @@
+# The course's commands. Each target builds .venv from the pinned requirements when missing.
+#   make run      execute every notebook on the offline dataset -> build/ (tracked files untouched)
+#   make test     lint + unit tests of helpers + strict nbval over notebooks/*.ipynb
+#   make lab      JupyterLab on the notebooks
+#   make outputs  re-execute the notebooks in place (how committed outputs are produced)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint format lab outputs benchmarks clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@echo "==> setting up $(VENV) from requirements.txt (first time: about a minute)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+run: setup
+	@$(BIN)/python tools/run_notebooks.py --output-dir build
+
+test: setup lint
+	@echo "==> unit tests of helpers + strict nbval over notebooks/*.ipynb"
+	@$(BIN)/python -m pytest
+
+lint: setup
+	@echo "==> ruff (code and notebooks)"
+	@$(BIN)/ruff check helpers tests tools benchmarks
+	@$(BIN)/ruff format --check helpers tests tools benchmarks
+	@$(BIN)/nbqa ruff notebooks
+
+format: setup
+	@$(BIN)/ruff check --fix helpers tests tools benchmarks
+	@$(BIN)/ruff format helpers tests tools benchmarks
+	@$(BIN)/nbqa ruff --fix notebooks
+
+lab: setup
+	@$(BIN)/jupyter lab notebooks
+
+outputs: setup
+	@$(BIN)/python tools/run_notebooks.py --in-place
+
+benchmarks: setup
+	@for script in benchmarks/*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .coverage

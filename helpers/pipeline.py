@@ -1,0 +1,96 @@
+"""The tf.data input pipeline: files -> decoded, resized, augmented batches (notebook 01).
+
+Order matters and is the lesson of notebook 01::
+
+    file pairs -> parallel decode + resize -> cache -> shuffle -> joint random augmentation
+               -> batch -> prefetch
+
+``cache`` sits *before* the random step, so every epoch sees new augmentations; images are
+resized bilinearly, masks with nearest-neighbour so no fractional labels appear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from helpers.data import Pair
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def decode_pair(
+    image_path: tf.Tensor, mask_path: tf.Tensor, image_size: tuple[int, int]
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Read one pair: image float32 RGB in [0, 1] and mask int32 (H, W), both at image_size."""
+    image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
+    image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 0..255 -> float 0..1
+    image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
+    mask = tf.io.decode_png(tf.io.read_file(mask_path), channels=1)
+    mask = tf.image.resize(mask, image_size, method="nearest")  # never interpolate labels
+    return tf.clip_by_value(image, 0.0, 1.0), tf.cast(mask[..., 0], tf.int32)
+
+
+def augment_pair(
+    image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, max_zoom: float = 0.25
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The same random flip and zoom-crop for image and mask; brightness/contrast image only.
+
+    ``seed`` is a shape-(2,) int tensor: the augmentation is a pure function of it, so a run is
+    reproducible and image and mask cannot drift apart.
+    """
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    # Geometry: stack mask onto the image as a 4th channel so both move together.
+    stacked = tf.concat([image, tf.cast(mask[..., None], tf.float32)], axis=-1)
+    stacked = tf.image.stateless_random_flip_left_right(stacked, seeds[0])
+    zoom = tf.random.stateless_uniform([], seeds[1], 1.0 - max_zoom, 1.0)
+    crop_height = tf.cast(tf.cast(height, tf.float32) * zoom, tf.int32)
+    crop_width = tf.cast(tf.cast(width, tf.float32) * zoom, tf.int32)
+    stacked = tf.image.stateless_random_crop(stacked, [crop_height, crop_width, 4], seeds[2])
+    image = tf.image.resize(stacked[..., :3], [height, width], method="bilinear")
+    mask = tf.image.resize(stacked[..., 3:], [height, width], method="nearest")[..., 0]
+    # Photometry: the image only, labels do not change with lighting.
+    image = tf.image.stateless_random_brightness(image, 0.15, seeds[3])
+    image = tf.image.stateless_random_contrast(image, 0.8, 1.2, seeds[4])
+    return tf.clip_by_value(image, 0.0, 1.0), tf.cast(mask, tf.int32)
+
+
+def make_pipeline(
+    split: Sequence[Pair],
+    image_size: int | tuple[int, int] = 64,
+    batch_size: int = 16,
+    *,
+    augment: bool = False,
+    cache: bool = True,
+    shuffle: bool = False,
+    seed: int = 0,
+    prefetch: bool = True,
+) -> tf.data.Dataset:
+    """A ``tf.data.Dataset`` of ``(image float32 [B, H, W, 3] in [0, 1], mask int32 [B, H, W])``.
+
+    ``split`` is a list of pairs from ``Dataset.split(...)``. Decoding runs in parallel;
+    ``cache`` keeps decoded, resized pairs in memory (before augmentation); ``shuffle`` and
+    ``augment`` are seeded by ``seed``.
+    """
+    if not split:
+        raise ValueError("make_pipeline got an empty split: there is nothing to load.")
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    paths = tf.data.Dataset.from_tensor_slices(
+        ([str(pair.image) for pair in split], [str(pair.mask) for pair in split])
+    )
+    dataset = paths.map(
+        lambda image, mask: decode_pair(image, mask, size), num_parallel_calls=AUTOTUNE
+    )
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            lambda pair, pair_seed: augment_pair(*pair, pair_seed), num_parallel_calls=AUTOTUNE
+        )
+    dataset = dataset.batch(batch_size)
+    return dataset.prefetch(AUTOTUNE) if prefetch else dataset

@@ -1,0 +1,126 @@
+"""Seeds, the device report and runtime detection (introduced in notebook 01)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import platform
+import random
+import sys
+from collections.abc import Iterator
+from functools import cache
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration of the block.
+
+    TensorFlow's C++ runtime writes start-up lines ("oneDNN custom operations are on",
+    "Could not find cuda drivers") straight to the process's stderr before its logging is
+    configured, so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them. Jupyter forwards that stream
+    into the notebook, where it would become part of the stored outputs.
+    """
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (if installed) and probe its devices without native log noise.
+
+    Python exceptions still propagate: only the C++ runtime's informational lines are dropped.
+    On a machine without TensorFlow (for example a JAX-only GPU box) this does nothing.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    with _native_stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the first device probe logs too
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras, and make TensorFlow ops deterministic."""
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - libraries still draw from the legacy global RNG
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def in_colab() -> bool:
+    """Whether this code runs inside a Google Colab runtime."""
+    return "google.colab" in sys.modules or importlib.util.find_spec("google.colab") is not None
+
+
+@cache
+def cpu_name() -> str:
+    """The CPU model name, as the operating system reports it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_details() -> list[dict[str, object]]:
+    """Name and compute capability of every GPU TensorFlow can see (empty on a CPU runtime)."""
+    import tensorflow as tf
+
+    details = []
+    for device in tf.config.list_physical_devices("GPU"):
+        info = tf.config.experimental.get_device_details(device)
+        details.append(
+            {
+                "name": info.get("device_name", device.name),
+                "compute_capability": info.get("compute_capability"),
+            }
+        )
+    return details
+
+
+def mixed_precision_capable() -> bool:
+    """True when a GPU with compute capability >= 7.0 (Tensor Cores) is present.
+
+    Only then does ``mixed_float16`` speed training up; on a CPU it is much slower.
+    """
+    return any(
+        gpu["compute_capability"] is not None and tuple(gpu["compute_capability"]) >= (7, 0)
+        for gpu in gpu_details()
+    )
+
+
+def device_report() -> str:
+    """One line: library versions, the device in use and mixed-precision capability."""
+    import keras
+    import tensorflow as tf
+
+    gpus = gpu_details()
+    if gpus:
+        device = "GPU: " + ", ".join(str(gpu["name"]) for gpu in gpus)
+    else:
+        device = f"CPU only: {cpu_name()} ({os.cpu_count()} cores)"
+    mixed = "mixed_float16 useful" if mixed_precision_capable() else "mixed_float16 not useful"
+    return (
+        f"TensorFlow {tf.__version__} | Keras {keras.__version__} | "
+        f"Python {platform.python_version()} | {device} | {mixed}"
+        + (" | Colab" if in_colab() else "")
+    )

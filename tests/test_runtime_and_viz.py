@@ -1,0 +1,82 @@
+"""helpers.runtime and helpers.viz."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from helpers import REPO_ROOT, data, runtime, viz
+
+
+def test_seed_everything_repeats_random_draws():
+    import keras
+
+    draws = []
+    for _ in range(2):
+        runtime.seed_everything(123)
+        legacy_numpy = np.random.rand()  # noqa: NPY002 - the global RNG is what gets seeded
+        draws.append((random.random(), legacy_numpy, float(keras.random.uniform((1,))[0])))
+    assert draws[0] == draws[1]
+    assert os.environ["PYTHONHASHSEED"] == "123"
+
+
+def test_device_report_is_one_line_with_versions():
+    report = runtime.device_report()
+    assert "\n" not in report
+    assert report.startswith("TensorFlow 2.") and "Keras 3." in report and "Python 3." in report
+    assert ("CPU only" in report) or ("GPU:" in report)
+    assert "mixed_float16" in report
+
+
+def test_cpu_only_runtime_is_not_mixed_precision_capable():
+    if not runtime.gpu_details():
+        assert runtime.mixed_precision_capable() is False
+    assert runtime.cpu_name()
+
+
+def test_in_colab_is_false_here(monkeypatch):
+    assert runtime.in_colab() is False
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    assert runtime.in_colab() is True
+
+
+def test_importing_helpers_silences_tensorflow_start_up_lines():
+    code = "import helpers, tensorflow as tf; print(tf.constant(2) * 3)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+    )
+    assert "tf.Tensor(6" in result.stdout
+    assert result.stderr == "", result.stderr
+
+
+def test_colorize_and_overlay():
+    classes = data.Classes(("bg", "a"), ((0, 0, 0), (255, 0, 0)), ignore_index=255)
+    mask = np.array([[0, 1], [255, 1]], np.uint8)
+    colored = viz.colorize(mask, classes)
+    assert colored.dtype == np.uint8
+    assert colored.tolist() == [[[0, 0, 0], [255, 0, 0]], [[255, 255, 255], [255, 0, 0]]]
+    image = np.full((2, 2, 3), 255, np.uint8)
+    blended = viz.overlay(image, mask, classes, alpha=0.5)
+    assert np.allclose(blended[0, 0], 1.0), "background stays clear"
+    assert np.allclose(blended[0, 1], [1.0, 0.5, 0.5])
+
+
+def test_figures_are_drawn_with_legend_and_labels():
+    classes = data.SHAPES_CLASSES
+    rng = np.random.default_rng(0)
+    scenes = [data.shapes_scene(rng, 32) for _ in range(2)]
+    images, masks = [s[0] for s in scenes], [s[1] for s in scenes]
+    figure = viz.show_pairs(images, masks, classes, predictions=masks)
+    assert len(figure.axes) == 8
+    assert [t.get_text() for t in figure.legends[0].get_texts()][-1] == "255 ignore"
+    ax = viz.plot_class_frequencies(np.array([90, 5, 3, 2, 0]), classes)
+    assert ax.get_yscale() == "log" and "share" in ax.get_ylabel()
+    plt.close("all")
