@@ -1,0 +1,102 @@
+"""The course's models, from the blog post's classifier to a U-Net (introduced in notebook 03).
+
+Backend-neutral Keras 3 (``keras.layers`` and ``keras.ops`` only, no ``tf.*``), so the same code
+runs on TensorFlow, JAX or PyTorch. Every segmentation model returns per-pixel **logits** of
+shape ``(H, W, num_classes)`` in float32, also under a mixed-precision policy: no softmax inside,
+the loss applies it (``from_logits=True``).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def seed_classifier(num_classes: int, image_size: int = 224) -> keras.Model:
+    """The blog post's model, as written: an image *classifier* with one softmax per image.
+
+    Conv2D/MaxPool x3 -> Flatten -> Dense(128) -> Dense(num_classes, softmax). Its output has
+    shape ``(batch, num_classes)``: one label per image, no mask.
+    """
+    return keras.Sequential(
+        [
+            keras.Input((image_size, image_size, 3)),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="blog_post_classifier",
+    )
+
+
+def _conv_block(x, filters: int, momentum: float, name: str):
+    """Two 3x3 convolutions, each followed by BatchNorm and ReLU."""
+    for index in (1, 2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{index}")(x)
+        x = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn{index}")(x)
+        x = layers.Activation("relu", name=f"{name}_relu{index}")(x)
+    return x
+
+
+def _logits(x, num_classes: int):
+    """The per-pixel classifier: a 1x1 convolution, kept in float32 under mixed precision."""
+    return layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+
+
+def fcn(
+    num_classes: int,
+    image_size: int | None = None,
+    base_filters: int = 16,
+    batchnorm_momentum: float = 0.9,
+) -> keras.Model:
+    """A fully convolutional network: the classifier's conv trunk, a 1x1 conv, then upsampling.
+
+    Flatten + Dense is replaced by a 1x1 convolution (a Dense layer applied at every pixel with
+    shared weights). The logits come out at 1/8 resolution and are upsampled bilinearly, so
+    masks are coarse. ``image_size=None`` accepts any size that is a multiple of 8.
+    """
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = inputs
+    for level, filters in enumerate((base_filters, base_filters * 2, base_filters * 4), start=1):
+        x = _conv_block(x, filters, batchnorm_momentum, name=f"down{level}")
+        x = layers.MaxPooling2D(name=f"pool{level}")(x)
+    x = _logits(x, num_classes)
+    outputs = layers.UpSampling2D(8, interpolation="bilinear", dtype="float32", name="upsample")(x)
+    return keras.Model(inputs, outputs, name="fcn")
+
+
+def unet(
+    num_classes: int,
+    image_size: int | None = None,
+    base_filters: int = 8,
+    depth: int = 3,
+    batchnorm_momentum: float = 0.9,
+    skip_connections: bool = True,
+) -> keras.Model:
+    """A U-Net: an encoder-decoder whose decoder sees the encoder's features (skip connections).
+
+    ``depth`` poolings halve the resolution each time (image sides must be multiples of
+    ``2**depth``); filters double at each level. BatchNorm uses momentum 0.9 so that its
+    validation statistics follow training quickly. ``skip_connections=False`` builds the same
+    network without them (an exercise of notebook 03).
+    """
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x, skips = inputs, []
+    for level in range(depth):
+        x = _conv_block(x, base_filters * 2**level, batchnorm_momentum, name=f"down{level + 1}")
+        skips.append(x)
+        x = layers.MaxPooling2D(name=f"pool{level + 1}")(x)
+    x = _conv_block(x, base_filters * 2**depth, batchnorm_momentum, name="bottleneck")
+    for level in reversed(range(depth)):
+        filters = base_filters * 2**level
+        x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"up{level + 1}")(x)
+        if skip_connections:
+            x = layers.Concatenate(name=f"skip{level + 1}")([x, skips[level]])
+        x = _conv_block(x, filters, batchnorm_momentum, name=f"dec{level + 1}")
+    return keras.Model(inputs, _logits(x, num_classes), name="unet")
