@@ -1,0 +1,238 @@
+"""The shared training recipe: configuration, compile, callbacks, fit, save (notebook 03).
+
+Notebooks 04 and later call :func:`load_or_train`, so each runs on its own (on Colab, say):
+it loads the model notebook 03 saved in ``artifacts/``, or trains the same one and says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from helpers import ARTIFACTS_DIR, models, pipeline, runtime
+from helpers.data import Dataset
+
+
+class NoGPUError(RuntimeError):
+    """A GPU was demanded (``REQUIRE_GPU = True``) but the runtime has none."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; the defaults are the CPU configuration."""
+
+    image_size: int = 64
+    batch_size: int = 16
+    epochs: int = 40
+    learning_rate: float = 3e-3
+    base_filters: int = 8
+    mixed_precision: bool = False
+    patience: int = 10
+    seed: int = 42
+
+
+CPU_CONFIG = TrainConfig()
+# On a GPU: larger images and batches, a wider U-Net, and float16 maths on Tensor Cores.
+GPU_CONFIG = TrainConfig(image_size=128, batch_size=32, epochs=40, base_filters=16)
+
+
+def resolve_config(require_gpu: bool = False, **overrides: object) -> TrainConfig:
+    """The configuration for this runtime: ``GPU_CONFIG`` on a GPU, ``CPU_CONFIG`` otherwise.
+
+    ``mixed_precision`` is switched on where the GPU supports it (compute capability >= 7.0).
+    ``overrides`` (for example ``epochs=5``) win over both. Raises :class:`NoGPUError` when
+    ``require_gpu`` is set and there is no GPU.
+    """
+    gpus = runtime.gpu_details()
+    if require_gpu and not gpus:
+        raise NoGPUError(
+            "REQUIRE_GPU is True but TensorFlow sees no GPU. On Colab choose Runtime -> Change "
+            "runtime type -> GPU, then run the notebook again; or set REQUIRE_GPU = False to "
+            "train the small CPU configuration."
+        )
+    config = GPU_CONFIG if gpus else CPU_CONFIG
+    if gpus:
+        config = dataclasses.replace(config, mixed_precision=runtime.mixed_precision_capable())
+    return dataclasses.replace(config, **overrides)
+
+
+def set_precision(config: TrainConfig) -> str:
+    """Set Keras' global dtype policy from the configuration and return its name."""
+    policy = "mixed_float16" if config.mixed_precision else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def compile_for_segmentation(
+    model: keras.Model, num_classes: int, ignore_index: int | None, learning_rate: float
+) -> keras.Model:
+    """Adam, per-pixel cross-entropy on logits and mean IoU, both skipping ``ignore_index``."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=ignore_index
+        ),
+        metrics=[
+            keras.metrics.MeanIoU(
+                num_classes=num_classes,
+                sparse_y_pred=False,  # predictions are logits: the metric takes the argmax
+                ignore_class=ignore_index,
+                name="mean_iou",
+            )
+        ],
+    )
+    return model
+
+
+class PredictionSnapshots(keras.callbacks.Callback):
+    """Records the model's predicted mask for one fixed image before training and after epochs.
+
+    The TF tutorial's ``DisplayCallback`` plots every epoch; storing the masks and drawing them
+    once at the end (``helpers.viz.show_snapshots``) keeps a notebook short.
+    """
+
+    def __init__(self, image: np.ndarray, every: int = 1) -> None:
+        super().__init__()
+        self.image = np.asarray(image)[None]
+        self.every = every
+        self.masks: dict[int, np.ndarray] = {}
+
+    def snapshot(self, epoch: int) -> None:
+        logits = self.model.predict(self.image, verbose=0)
+        self.masks[epoch] = np.argmax(logits[0], axis=-1).astype(np.uint8)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if not self.masks:
+            self.snapshot(0)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if (epoch + 1) % self.every == 0:
+            self.snapshot(epoch + 1)
+
+
+class TimeToTarget(keras.callbacks.Callback):
+    """Records training seconds (excluding validation) until ``val_<monitor>`` reaches a target."""
+
+    def __init__(self, target: float, monitor: str = "val_mean_iou") -> None:
+        super().__init__()
+        self.target, self.monitor = target, monitor
+        self.train_seconds = 0.0
+        self.seconds_to_target: float | None = None
+        self.epoch_to_target: int | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self.train_seconds += time.perf_counter() - self._start
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if self.seconds_to_target is None and value is not None and value >= self.target:
+            self.seconds_to_target, self.epoch_to_target = self.train_seconds, epoch + 1
+
+
+def default_callbacks(run_dir: Path, patience: int) -> list[keras.callbacks.Callback]:
+    """Checkpoint (``.keras``), early stopping on validation mean IoU, CSV and TensorBoard logs."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        keras.callbacks.ModelCheckpoint(run_dir / "checkpoint.keras"),
+        keras.callbacks.EarlyStopping(
+            monitor="val_mean_iou", mode="max", patience=patience, restore_best_weights=True
+        ),
+        keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
+        keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False),
+    ]
+
+
+def completed_epochs(run_dir: Path) -> int:
+    """How many epochs the CSV log of ``run_dir`` records (0 when there is none)."""
+    log = run_dir / "history.csv"
+    if not log.is_file():
+        return 0
+    with log.open(newline="") as file:
+        return sum(1 for _ in csv.DictReader(file))
+
+
+def train(
+    dataset: Dataset,
+    config: TrainConfig,
+    *,
+    model: keras.Model | None = None,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    verbose: int | str = 2,
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Train a segmentation model (by default a U-Net) with the shared recipe.
+
+    ``run_dir`` (default ``artifacts/<model name>``) receives the checkpoint and logs. With
+    ``resume=True`` and a checkpoint there, training continues from it (weights, optimizer
+    state, epoch count) instead of starting over. Returns the model and its history.
+    """
+    runtime.seed_everything(config.seed)
+    set_precision(config)
+    classes = dataset.classes
+    if model is None:
+        model = models.unet(
+            classes.num_classes, image_size=config.image_size, base_filters=config.base_filters
+        )
+    run_dir = run_dir or ARTIFACTS_DIR / model.name
+    checkpoint = run_dir / "checkpoint.keras"
+    initial_epoch = 0
+    if resume and checkpoint.is_file():
+        model = keras.models.load_model(checkpoint)
+        initial_epoch = completed_epochs(run_dir)
+        print(f"Resuming from {checkpoint.name} after epoch {initial_epoch}.")
+    else:
+        if run_dir.exists():  # a fresh run starts fresh logs
+            for stale in ("history.csv", "checkpoint.keras"):
+                (run_dir / stale).unlink(missing_ok=True)
+        compile_for_segmentation(
+            model, classes.num_classes, classes.ignore_index, config.learning_rate
+        )
+    train_batches = pipeline.make_pipeline(
+        dataset.split("train"),
+        config.image_size,
+        config.batch_size,
+        augment=True,
+        shuffle=True,
+        seed=config.seed,
+    )
+    val_batches = pipeline.make_pipeline(dataset.split("val"), config.image_size, config.batch_size)
+    history = model.fit(
+        train_batches,
+        validation_data=val_batches,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset itself
+        callbacks=default_callbacks(run_dir, config.patience) + list(callbacks or []),
+        verbose=verbose,
+    )
+    return model, history.history
+
+
+def load_or_train(
+    dataset: Dataset, config: TrainConfig | None = None, path: Path | None = None
+) -> keras.Model:
+    """The trained U-Net from ``artifacts/`` (as notebook 03 saved it), or train one and save it.
+
+    Prints which of the two happened, so a reader knows where the model came from.
+    """
+    path = path or ARTIFACTS_DIR / f"unet_{dataset.name}.keras"
+    if path.is_file():
+        print(f"Loaded the trained model from {path.relative_to(path.parents[1])}.")
+        return keras.models.load_model(path, safe_mode=True)
+    config = config or resolve_config()
+    print(f"No trained model at {path.name}: training one with the shared recipe ({config}).")
+    model, _ = train(dataset, config, verbose=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    print(f"Saved it to {path.relative_to(path.parents[1])}.")
+    return model

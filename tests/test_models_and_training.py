@@ -1,0 +1,146 @@
+"""helpers.models and helpers.training: shapes, the 1x1-conv/dense equivalence, the recipe."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import data, models, runtime, training
+
+
+@pytest.mark.parametrize(("size", "num_classes"), [(32, 2), (64, 5), (48, 30)])
+def test_segmentation_models_output_per_pixel_logits(size, num_classes):
+    images = np.zeros((2, size, size, 3), np.float32)
+    for model in (models.fcn(num_classes), models.unet(num_classes, depth=3)):
+        logits = model(images)
+        assert tuple(logits.shape) == (2, size, size, num_classes)
+        assert logits.dtype == "float32"
+
+
+def test_unet_without_skips_has_fewer_parameters_and_same_output():
+    with_skips, without = models.unet(4, 32), models.unet(4, 32, skip_connections=False)
+    assert without.count_params() < with_skips.count_params()
+    assert tuple(without(np.zeros((1, 32, 32, 3), np.float32)).shape) == (1, 32, 32, 4)
+
+
+def test_classifier_has_no_spatial_axes_and_most_weights_after_flatten():
+    model = models.seed_classifier(num_classes=5)
+    assert tuple(model(np.zeros((3, 224, 224, 3), np.float32)).shape) == (3, 5)
+    dense = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
+    assert dense.count_params() / model.count_params() > 0.95
+
+
+def test_one_by_one_convolution_is_a_dense_layer_at_every_pixel():
+    features = np.random.default_rng(0).normal(size=(2, 5, 7, 6)).astype(np.float32)
+    conv = keras.layers.Conv2D(3, 1)
+    conv_out = conv(features)
+    dense = keras.layers.Dense(3)
+    dense.build((None, 6))
+    kernel, bias = conv.get_weights()
+    dense.set_weights([kernel[0, 0], bias])
+    dense_out = dense(features.reshape(-1, 6)).numpy().reshape(2, 5, 7, 3)
+    np.testing.assert_allclose(conv_out, dense_out, atol=1e-5)
+
+
+def test_logits_stay_float32_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = models.unet(3, 32)
+        assert model.get_layer("logits").compute_dtype == "float32"
+        assert model.get_layer("down1_conv1").compute_dtype == "float16"
+        assert model(np.zeros((1, 32, 32, 3), np.float32)).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_loss_ignores_ignore_index_pixels():
+    model = compile_tiny(models.unet(3, 16, depth=1, base_filters=4), ignore_index=255)
+    labels = np.array([[[0, 1], [2, 255]]])
+    logits = np.random.default_rng(0).normal(size=(1, 2, 2, 3)).astype(np.float32)
+    per_pixel = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(
+        np.where(labels == 255, 0, labels), logits
+    ).numpy()
+    expected = per_pixel[0][[0, 0, 1], [0, 1, 0]].mean()  # mean over the 3 labelled pixels
+    assert float(model.loss(labels, logits)) == pytest.approx(expected, rel=1e-6)
+
+
+def compile_tiny(model, ignore_index=255):
+    return training.compile_for_segmentation(model, 3, ignore_index, 1e-2)
+
+
+@pytest.fixture
+def tiny_shapes(tmp_path):
+    root = data.make_shapes(
+        tmp_path / "shapes", split_sizes={"train": 16, "val": 4, "test": 4}, image_size=32
+    )
+    return data.load_dataset(root)
+
+
+TINY = training.TrainConfig(
+    image_size=32, batch_size=8, epochs=4, learning_rate=1e-2, base_filters=4, patience=50
+)
+
+
+def test_recipe_lowers_the_loss_and_writes_checkpoint_and_logs(tiny_shapes, tmp_path):
+    run_dir = tmp_path / "run"
+    snapshots = training.PredictionSnapshots(np.zeros((32, 32, 3), np.float32))
+    timer = training.TimeToTarget(target=-1.0)  # reached at once: records the first epoch
+    _, history = training.train(
+        tiny_shapes, TINY, run_dir=run_dir, callbacks=[snapshots, timer], verbose=0
+    )
+    assert history["loss"][-1] < history["loss"][0]
+    assert set(history) >= {"loss", "mean_iou", "val_loss", "val_mean_iou"}
+    assert (run_dir / "checkpoint.keras").is_file() and (run_dir / "logs").is_dir()
+    assert training.completed_epochs(run_dir) == 4
+    assert sorted(snapshots.masks) == [0, 1, 2, 3, 4]
+    assert snapshots.masks[4].shape == (32, 32)
+    assert timer.epoch_to_target == 1 and timer.train_seconds > 0
+
+
+def test_resume_continues_from_the_checkpoint(tiny_shapes, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    training.train(tiny_shapes, TINY, run_dir=run_dir, verbose=0)
+    longer = training.TrainConfig(**{**TINY.__dict__, "epochs": 6})
+    _, history = training.train(tiny_shapes, longer, run_dir=run_dir, resume=True, verbose=0)
+    assert "Resuming from checkpoint.keras after epoch 4." in capsys.readouterr().out
+    assert len(history["loss"]) == 2
+    assert training.completed_epochs(run_dir) == 6
+    training.train(tiny_shapes, TINY, run_dir=run_dir, verbose=0)  # not resuming: fresh logs
+    assert training.completed_epochs(run_dir) == 4
+
+
+def test_load_or_train_trains_once_then_loads(tiny_shapes, tmp_path, capsys):
+    path = tmp_path / "artifacts" / "unet_shapes.keras"
+    first = training.load_or_train(tiny_shapes, TINY, path=path)
+    assert "No trained model" in capsys.readouterr().out and path.is_file()
+    second = training.load_or_train(tiny_shapes, TINY, path=path)
+    assert "Loaded the trained model from artifacts/unet_shapes.keras" in capsys.readouterr().out
+    images = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(
+        first.predict(images, verbose=0), second.predict(images, verbose=0)
+    )
+
+
+def test_resolve_config_on_this_cpu_runtime():
+    if runtime.gpu_details():
+        pytest.skip("this test describes a CPU-only runtime")
+    assert training.resolve_config() == training.CPU_CONFIG
+    assert training.resolve_config(epochs=3).epochs == 3
+    with pytest.raises(training.NoGPUError, match="Runtime -> Change runtime type -> GPU"):
+        training.resolve_config(require_gpu=True)
+
+
+def test_gpu_configuration_uses_mixed_precision_where_capable(monkeypatch):
+    monkeypatch.setattr(
+        runtime, "gpu_details", lambda: [{"name": "Tesla T4", "compute_capability": (7, 5)}]
+    )
+    config = training.resolve_config(require_gpu=True)
+    assert config.mixed_precision and config.image_size == training.GPU_CONFIG.image_size
+    assert training.set_precision(config) == "mixed_float16"
+    training.set_precision(training.CPU_CONFIG)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    monkeypatch.setattr(
+        runtime, "gpu_details", lambda: [{"name": "Tesla K80", "compute_capability": (3, 7)}]
+    )
+    assert not training.resolve_config().mixed_precision
