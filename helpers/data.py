@@ -34,6 +34,15 @@ DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1)
 GENERATOR_MARKER = "GENERATED.json"
 
 
+def __getattr__(name: str) -> object:
+    """``download_oxford_pets`` lives in :mod:`helpers.oxford_pets`, which imports this module."""
+    if name == "download_oxford_pets":
+        from helpers.oxford_pets import download_oxford_pets
+
+        return download_oxford_pets
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class DatasetError(ValueError):
     """A dataset on disk breaks the layout contract; the message names the file and the fix."""
 
@@ -155,13 +164,18 @@ def read_classes(root: Path) -> Classes:
 def load_dataset(name_or_path: str | os.PathLike[str] = "shapes") -> Dataset:
     """Open a dataset by name (a folder under ``data/``) or by path.
 
-    ``"shapes"`` is generated on first use (see :func:`make_shapes`).
+    ``"shapes"`` is generated on first use (see :func:`make_shapes`), ``"oxford_pets"`` is
+    downloaded and converted on first use (see :func:`download_oxford_pets`).
     """
     root = Path(name_or_path)
     if not root.is_absolute() and not root.exists():
         root = DATA_DIR / root
     if str(name_or_path) == "shapes" and not root.exists():
         make_shapes(root)
+    if str(name_or_path) == "oxford_pets" and not root.exists():
+        from helpers import oxford_pets
+
+        oxford_pets.download_oxford_pets(root)
     if not root.is_dir():
         available = (
             sorted(p.name for p in DATA_DIR.iterdir() if p.is_dir()) if DATA_DIR.is_dir() else []
