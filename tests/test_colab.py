@@ -1,0 +1,210 @@
+"""Colab: badges and bootstrap cells agree with the one repository URL, and the bootstrap works.
+
+The bootstrap is run in a subprocess with a fake ``google.colab`` module, cloning this
+repository from a local ``file://`` URL into a temporary folder; ``pip`` is recorded, not run
+(it would change this machine's environment).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tools import stamp_colab
+
+URL = stamp_colab.repository_url()
+NOTEBOOK_PATHS = stamp_colab.notebook_paths([])
+
+
+def _bootstrap_cell(notebook: nbformat.NotebookNode) -> str:
+    cells = [c.source for c in notebook.cells if c.cell_type == "code"]
+    return next(s for s in cells if s.startswith(stamp_colab.BOOTSTRAP_MARKER))
+
+
+def test_every_notebook_agrees_with_the_repository_url():
+    assert NOTEBOOK_PATHS, "no notebooks found"
+    stale = {}
+    for path in NOTEBOOK_PATHS:
+        notebook = nbformat.read(path, as_version=4)
+        relative = path.relative_to(stamp_colab.REPO_ROOT).as_posix()
+        changes = stamp_colab.stamp(notebook, relative, URL)
+        if changes:
+            stale[relative] = changes
+    assert not stale, f"stale Colab cells {stale}; fix: .venv/bin/python tools/stamp_colab.py"
+    for path in NOTEBOOK_PATHS:  # the same, said plainly
+        notebook = nbformat.read(path, as_version=4)
+        relative = path.relative_to(stamp_colab.REPO_ROOT).as_posix()
+        first_markdown = next(c for c in notebook.cells if c.cell_type == "markdown").source
+        colab = URL.replace("https://github.com/", "https://colab.research.google.com/github/")
+        assert f'href="{colab}/blob/main/{relative}"' in first_markdown
+        assert f'href="{URL}/blob/main/{relative}"' in first_markdown
+        assert f'REPOSITORY_URL = "{URL}"' in _bootstrap_cell(notebook)
+        assert notebook.metadata["accelerator"] == "GPU"
+    assert stamp_colab.main(["--check"]) == 0
+
+
+def _notebook(markdown: str, *code: str) -> nbformat.NotebookNode:
+    cells = [nbformat.v4.new_markdown_cell(markdown)]
+    cells += [nbformat.v4.new_code_cell(source) for source in code]
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def test_stamp_replaces_a_stale_badge_and_bootstrap():
+    old_url = "https://github.com/someone-else/old-name"
+    old = "\n".join(stamp_colab.badge_lines(old_url, "notebooks/09_x.ipynb"))
+    notebook = _notebook(
+        f"# 09 · X\n\n{old}\n\nText.", stamp_colab.bootstrap_source(old_url), "print(1)"
+    )
+    notebook.metadata.update(accelerator="None", colab={"gpuType": "A100"})
+    changes = stamp_colab.stamp(notebook, "notebooks/09_x.ipynb", URL)
+    assert changes == ["badge", "bootstrap cell", "metadata accelerator: GPU"]
+    lines = notebook.cells[0].source.split("\n")
+    assert lines == [
+        "# 09 · X",
+        "",
+        *stamp_colab.badge_lines(URL, "notebooks/09_x.ipynb"),
+        "",
+        "Text.",
+    ]
+    assert old_url not in notebook.cells[1].source and URL in notebook.cells[1].source
+    assert notebook.cells[2].source == "print(1)"  # other cells untouched
+    assert notebook.metadata["colab"]["gpuType"] == "A100"  # a chosen GPU type is kept
+    assert stamp_colab.stamp(notebook, "notebooks/09_x.ipynb", URL) == []  # idempotent
+
+
+def test_stamp_adds_a_missing_badge_and_bootstrap():
+    notebook = _notebook("# 10 · Y\nWhat you learn.", "import helpers")
+    changes = stamp_colab.stamp(notebook, "notebooks/10_y.ipynb", URL)
+    assert changes == [
+        "badge (added)",
+        "bootstrap cell (added)",
+        "metadata accelerator: GPU",
+        "metadata colab.gpuType: T4",
+    ]
+    badges = stamp_colab.badge_lines(URL, "notebooks/10_y.ipynb")
+    assert notebook.cells[0].source.split("\n") == ["# 10 · Y", "", *badges, "", "What you learn."]
+    assert [c.source.split("\n")[0] for c in notebook.cells[1:]] == [
+        stamp_colab.BOOTSTRAP_MARKER + " fetch the course and install `helpers`. On your own "
+        "machine this does nothing.",
+        "import helpers",
+    ]
+    assert stamp_colab.stamp(notebook, "notebooks/10_y.ipynb", URL) == []
+
+
+def test_repository_url_must_be_a_github_repository(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project.urls]\nRepository = "https://example.org/course"\n')
+    with pytest.raises(ValueError, match=r"github\.com/<owner>/<repo>"):
+        stamp_colab.repository_url(pyproject)
+
+
+# --- the bootstrap cell itself ------------------------------------------------------------------
+
+DRIVER = """
+import importlib.metadata, json, os, subprocess, sys, types
+
+calls = []
+run = subprocess.run
+
+
+def recorded(command, *args, **kwargs):
+    if command[:3] == [sys.executable, "-m", "pip"]:
+        calls.append(command[3:])  # recorded, not run: it would change this environment
+        return subprocess.CompletedProcess(command, 0)
+    calls.append(command[:2])
+    return run(command, *args, **kwargs)
+
+
+subprocess.run = recorded
+real_version = importlib.metadata.version
+
+
+def version(name):
+    return KERAS_VERSION if name == "keras" and KERAS_VERSION else real_version(name)
+
+
+importlib.metadata.version = version
+sys.modules["google.colab"] = types.ModuleType("google.colab")
+exec(CELL, {})
+exec(CELL, {})  # a second run (the course is there already) only changes directory
+result = {"calls": list(calls), "cwd": os.getcwd()}
+if IMPORT_HELPERS:
+    import helpers
+
+    result["helpers"] = helpers.__file__
+print("RESULT", json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def local_origin(tmp_path_factory) -> str:
+    """A bare copy of this repository's HEAD as branch ``main``, as a file:// URL."""
+    origin = tmp_path_factory.mktemp("origin") / "course.git"
+    git = ["git", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q", "--bare", str(origin)], check=True)
+    subprocess.run(
+        [*git, "-C", str(stamp_colab.REPO_ROOT), "push", "-q", str(origin), "HEAD:refs/heads/main"],
+        check=True,
+    )
+    return origin.as_uri()
+
+
+def _run_bootstrap(cell: str, origin: str, course: Path, **options: object) -> dict:
+    cell = re.sub(r'REPOSITORY_URL = ".*"', f"REPOSITORY_URL = {origin!r}", cell)
+    cell = re.sub(r'COURSE_DIR = ".*"', f"COURSE_DIR = {str(course)!r}", cell)
+    driver = textwrap.dedent(DRIVER).replace("CELL", repr(cell))
+    driver = driver.replace("KERAS_VERSION", repr(options.get("keras_version")))
+    driver = driver.replace("IMPORT_HELPERS", repr(options.get("import_helpers", False)))
+    completed = subprocess.run(
+        [sys.executable, "-c", driver],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=course.parent,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result_line = completed.stdout.strip().splitlines()[-1]
+    assert result_line.startswith("RESULT ")
+    return {**json.loads(result_line.removeprefix("RESULT ")), "stdout": completed.stdout}
+
+
+def test_bootstrap_on_colab_clones_installs_and_imports_helpers(local_origin, tmp_path):
+    cell = _bootstrap_cell(nbformat.read(NOTEBOOK_PATHS[0], as_version=4))
+    course = tmp_path / "course"
+    result = _run_bootstrap(cell, local_origin, course, import_helpers=True)
+    assert result["calls"] == [
+        ["git", "clone"],
+        ["install", "-q", "--no-deps", "-e", str(course)],  # Colab's TensorFlow is kept
+    ]
+    assert result["cwd"] == str(course / "notebooks")
+    assert result["helpers"] == str(course / "helpers" / "__init__.py")
+    assert result["stdout"].startswith("RESULT")  # the bootstrap itself printed nothing
+    assert (course / "notebooks" / NOTEBOOK_PATHS[0].name).is_file()
+
+
+def test_bootstrap_installs_the_pins_when_colab_keras_is_incompatible(local_origin, tmp_path):
+    cell = stamp_colab.bootstrap_source(URL)
+    course = tmp_path / "course"
+    result = _run_bootstrap(cell, local_origin, course, keras_version="2.15.0")
+    pins = (course / "requirements.txt").read_text().split()
+    wanted = [p for p in pins if p.startswith(("tensorflow==", "keras=="))]
+    assert len(wanted) == 2
+    assert result["calls"][-1] == ["install", "-q", *wanted]
+    assert "Restart session" in result["stdout"]
+
+
+def test_bootstrap_does_nothing_outside_colab(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    cell = _bootstrap_cell(nbformat.read(NOTEBOOK_PATHS[0], as_version=4))
+    path_before = list(sys.path)
+    exec(cell, {})
+    assert Path.cwd() == tmp_path and sys.path == path_before
+    assert capsys.readouterr() == ("", "")

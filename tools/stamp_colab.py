@@ -1,0 +1,172 @@
+"""Stamp the repository URL into every notebook's Colab badge and bootstrap cell.
+
+The URL lives in one place, ``[project.urls] Repository`` in pyproject.toml. This script writes
+it into each notebook's first markdown cell ("Open in Colab" and "View on GitHub" links to the
+notebook's own path), into its bootstrap code cell (the one that begins ``# Colab only:``), and
+asks Colab for a GPU runtime in the notebook metadata. Only those parts are changed.
+
+python tools/stamp_colab.py            # update every notebooks/[0-9]*.ipynb that is out of date
+python tools/stamp_colab.py --check    # change nothing; list what is stale, exit 1 if anything
+python tools/stamp_colab.py notebooks/01_preprocessing.ipynb   # only these notebooks
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import nbformat
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO_ROOT / "notebooks"
+BRANCH = "main"
+BOOTSTRAP_MARKER = "# Colab only:"
+_BADGE_LINE = re.compile(r"colab-badge\.svg|View%20on-GitHub|View on GitHub")
+
+BOOTSTRAP_TEMPLATE = """\
+# Colab only: fetch the course and install `helpers`. On your own machine this does nothing.
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+
+REPOSITORY_URL = "{url}"
+BRANCH = "{branch}"
+COURSE_DIR = "/content/course"
+if "google.colab" in sys.modules:
+    if not os.path.isdir(COURSE_DIR):
+        subprocess.run(
+            ["git", "clone", "-q", "--depth=1", "--branch", BRANCH, REPOSITORY_URL, COURSE_DIR],
+            check=True,
+        )
+        # --no-deps keeps the TensorFlow and Keras that Colab ships: nothing to restart.
+        pip = [sys.executable, "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "--no-deps", "-e", COURSE_DIR], check=True)
+        if int(version("keras").split(".")[0]) < 3:
+            # Incompatible (helpers needs Keras 3): install the course's pinned TensorFlow and
+            # Keras from requirements.txt instead; the runtime then has to restart once.
+            with open(os.path.join(COURSE_DIR, "requirements.txt")) as pins:
+                wanted = [p.strip() for p in pins if p.startswith(("tensorflow==", "keras=="))]
+            subprocess.run([*pip, *wanted], check=True)
+            print("Installed", *wanted, "- restart: Runtime > Restart session, then run all.")
+    os.chdir(os.path.join(COURSE_DIR, "notebooks"))
+    sys.path.insert(0, COURSE_DIR)"""
+
+
+def repository_url(pyproject: Path = REPO_ROOT / "pyproject.toml") -> str:
+    """The GitHub URL under ``[project.urls] Repository``, without a trailing slash."""
+    with pyproject.open("rb") as file:
+        url = tomllib.load(file)["project"]["urls"]["Repository"].rstrip("/")
+    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
+        raise ValueError(f"{pyproject}: Repository must be https://github.com/<owner>/<repo>")
+    return url
+
+
+def badge_lines(url: str, notebook: str) -> list[str]:
+    """The two badge lines for ``notebook`` (its path relative to the repository root)."""
+    owner_repo = url.removeprefix("https://github.com/")
+    colab = f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{notebook}"
+    github = f"{url}/blob/{BRANCH}/{notebook}"
+    return [
+        f'<a href="{colab}"><img src="https://colab.research.google.com/assets/colab-badge.svg"'
+        ' alt="Open In Colab"/></a>',
+        f'<a href="{github}"><img src="https://img.shields.io/badge/View%20on-GitHub-181717?'
+        'logo=github" alt="View on GitHub"/></a>',
+    ]
+
+
+def bootstrap_source(url: str) -> str:
+    """The bootstrap cell's code for this repository URL."""
+    return BOOTSTRAP_TEMPLATE.format(url=url, branch=BRANCH)
+
+
+def stamp(notebook: nbformat.NotebookNode, relative_path: str, url: str) -> list[str]:
+    """Update ``notebook`` in place; return what changed (empty when it was up to date)."""
+    changes = []
+    markdown = next((c for c in notebook.cells if c.cell_type == "markdown"), None)
+    if markdown is None:
+        markdown = nbformat.v4.new_markdown_cell(f"# {Path(relative_path).stem}")
+        notebook.cells.insert(0, markdown)
+    lines = markdown.source.split("\n")
+    badges = badge_lines(url, relative_path)
+    found = [i for i, line in enumerate(lines) if _BADGE_LINE.search(line)]
+    if found:
+        new_lines = (
+            lines[: found[0]]
+            + badges
+            + [line for i, line in enumerate(lines[found[0] :], found[0]) if i not in found]
+        )
+    else:  # right after the title, as a paragraph of its own
+        title = next((i for i, line in enumerate(lines) if line.startswith("# ")), -1)
+        head, rest = lines[: title + 1], lines[title + 1 :]
+        while rest and not rest[0].strip():
+            rest = rest[1:]
+        new_lines = [*head, *([""] if head else []), *badges, *(["", *rest] if rest else [])]
+    if new_lines != lines:
+        markdown.source = "\n".join(new_lines)
+        changes.append("badge" if found else "badge (added)")
+
+    code = bootstrap_source(url)
+    bootstrap = next(
+        (
+            c
+            for c in notebook.cells
+            if c.cell_type == "code" and c.source.lstrip().startswith(BOOTSTRAP_MARKER)
+        ),
+        None,
+    )
+    if bootstrap is None:
+        first_code = next(
+            (i for i, c in enumerate(notebook.cells) if c.cell_type == "code"),
+            len(notebook.cells),
+        )
+        notebook.cells.insert(first_code, nbformat.v4.new_code_cell(code))
+        changes.append("bootstrap cell (added)")
+    elif bootstrap.source != code:
+        bootstrap.source = code
+        changes.append("bootstrap cell")
+
+    metadata = notebook.metadata
+    if metadata.get("accelerator") != "GPU":
+        metadata["accelerator"] = "GPU"
+        changes.append("metadata accelerator: GPU")
+    colab = metadata.setdefault("colab", {})
+    if "gpuType" not in colab:
+        colab["gpuType"] = "T4"
+        changes.append("metadata colab.gpuType: T4")
+    return changes
+
+
+def notebook_paths(arguments: list[Path]) -> list[Path]:
+    return [p.resolve() for p in arguments] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report stale notebooks, change none")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
+    args = parser.parse_args(argv)
+    url = repository_url()
+    stale = 0
+    for path in notebook_paths(args.notebooks):
+        notebook = nbformat.read(path, as_version=4)
+        relative = path.relative_to(REPO_ROOT).as_posix()
+        changes = stamp(notebook, relative, url)
+        if not changes:
+            continue
+        stale += 1
+        if args.check:
+            print(f"{relative}: stale {', '.join(changes)}")
+        else:
+            nbformat.write(notebook, path)
+            print(f"{relative}: stamped {', '.join(changes)}")
+    if args.check and stale:
+        print("Fix: .venv/bin/python tools/stamp_colab.py")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
