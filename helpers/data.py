@@ -394,6 +394,13 @@ SHAPES_CLASSES = Classes(
     ignore_index=255,
 )
 SHAPES_SPLIT_SIZES = {"train": 480, "val": 96, "test": 96}
+# Radii as fractions of the image side: stars are the small, rare class.
+SHAPE_RADIUS = (0.12, 0.25)
+STAR_RADIUS = (0.08, 0.12)
+STAR_PROBABILITY = 0.6
+# Largest rotation of polygons away from upright (squares axis-aligned, triangles pointing up).
+MAX_ROTATION_DEGREES = 15.0
+STRIPE_AMPLITUDE = 15.0  # brightness swing of the background's stripes (0..255 scale)
 
 
 def make_shapes(
@@ -481,7 +488,9 @@ def _textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
     )
     y, x = np.mgrid[0:size, 0:size]
     angle, period = rng.uniform(0, math.pi), rng.uniform(6, 20)
-    stripes = 15 * np.sin((x * math.cos(angle) + y * math.sin(angle)) * 2 * math.pi / period)
+    stripes = STRIPE_AMPLITUDE * np.sin(
+        (x * math.cos(angle) + y * math.sin(angle)) * 2 * math.pi / period
+    )
     return blotches + stripes[..., None].astype(np.float32)
 
 
@@ -507,20 +516,20 @@ def shapes_scene(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray,
     mask = Image.new("L", (size, size), 0)
     kinds = ["circle", "square", "triangle"]
     shapes = [kinds[i] for i in rng.integers(0, 3, size=rng.integers(1, 4))]
-    if rng.random() < 0.3:  # the rare class: small stars in under a third of the images
+    if rng.random() < STAR_PROBABILITY:  # the rare class: small stars in some images
         shapes.append("star")
     for kind in shapes:
         class_id = SHAPES_CLASSES.names.index(kind)
-        radius = size * (rng.uniform(0.06, 0.09) if kind == "star" else rng.uniform(0.1, 0.22))
+        radius = size * rng.uniform(*(STAR_RADIUS if kind == "star" else SHAPE_RADIUS))
         cx, cy = rng.uniform(radius, size - radius, size=2)
         layer = Image.new("L", (size, size), 0)
         draw = ImageDraw.Draw(layer)
         if kind == "circle":
             draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=255)
         else:
-            draw.polygon(
-                _shape_polygon(kind, cx, cy, radius, rng.uniform(0, 2 * math.pi)), fill=255
-            )
+            upright = {"square": math.pi / 4, "triangle": -math.pi / 2, "star": -math.pi / 2}[kind]
+            turn = math.radians(rng.uniform(-MAX_ROTATION_DEGREES, MAX_ROTATION_DEGREES))
+            draw.polygon(_shape_polygon(kind, cx, cy, radius, upright + turn), fill=255)
         mask.paste(class_id, mask=layer)  # later shapes cover earlier ones
         if rng.random() < 0.35:  # a soft, blurred boundary: the label stays sharp
             layer = layer.filter(ImageFilter.GaussianBlur(radius=size / 64))

@@ -67,12 +67,15 @@ def make_pipeline(
     shuffle: bool = False,
     seed: int = 0,
     prefetch: bool = True,
+    class_weights: Sequence[float] | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image float32 [B, H, W, 3] in [0, 1], mask int32 [B, H, W])``.
 
     ``split`` is a list of pairs from ``Dataset.split(...)``. Decoding runs in parallel;
     ``cache`` keeps decoded, resized pairs in memory (before augmentation); ``shuffle`` and
-    ``augment`` are seeded by ``seed``.
+    ``augment`` are seeded by ``seed``. With ``class_weights`` (one per class) each element
+    gains a third tensor, the per-pixel sample weight ``class_weights[mask]`` (0 on pixels whose
+    label is not a class, such as ``ignore_index``), which Keras' ``fit`` applies to the loss.
     """
     if not split:
         raise ValueError("make_pipeline got an empty split: there is nothing to load.")
@@ -91,6 +94,12 @@ def make_pipeline(
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
             lambda pair, pair_seed: augment_pair(*pair, pair_seed), num_parallel_calls=AUTOTUNE
+        )
+    if class_weights is not None:
+        lookup = tf.concat([tf.constant(class_weights, tf.float32), tf.zeros([256])], axis=0)
+        dataset = dataset.map(
+            lambda image, mask: (image, mask, tf.gather(lookup, mask)),
+            num_parallel_calls=AUTOTUNE,
         )
     dataset = dataset.batch(batch_size)
     return dataset.prefetch(AUTOTUNE) if prefetch else dataset

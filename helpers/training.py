@@ -15,8 +15,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from helpers import ARTIFACTS_DIR, models, pipeline, runtime
-from helpers.data import Dataset
+from helpers import ARTIFACTS_DIR, losses, models, pipeline, runtime
+from helpers.data import Dataset, class_pixel_counts
 
 
 class NoGPUError(RuntimeError):
@@ -34,6 +34,8 @@ class TrainConfig:
     base_filters: int = 8
     mixed_precision: bool = False
     patience: int = 10
+    class_weight_power: float = 0.5  # 0: plain cross-entropy; see helpers.losses
+    augment: bool = True
     seed: int = 42
 
 
@@ -70,7 +72,10 @@ def set_precision(config: TrainConfig) -> str:
 
 
 def compile_for_segmentation(
-    model: keras.Model, num_classes: int, ignore_index: int | None, learning_rate: float
+    model: keras.Model,
+    num_classes: int,
+    ignore_index: int | None,
+    learning_rate: float,
 ) -> keras.Model:
     """Adam, per-pixel cross-entropy on logits and mean IoU, both skipping ``ignore_index``."""
     model.compile(
@@ -197,13 +202,19 @@ def train(
         compile_for_segmentation(
             model, classes.num_classes, classes.ignore_index, config.learning_rate
         )
+    train_pairs = dataset.split("train")
+    weights = None
+    if config.class_weight_power:
+        counts = class_pixel_counts(train_pairs, classes.num_classes)
+        weights = losses.class_weights_from_counts(counts, config.class_weight_power)
     train_batches = pipeline.make_pipeline(
-        dataset.split("train"),
+        train_pairs,
         config.image_size,
         config.batch_size,
-        augment=True,
+        augment=config.augment,
         shuffle=True,
         seed=config.seed,
+        class_weights=weights,
     )
     val_batches = pipeline.make_pipeline(dataset.split("val"), config.image_size, config.batch_size)
     history = model.fit(

@@ -103,3 +103,70 @@ def plot_class_frequencies(
     ax.set_title("Class pixel frequencies")
     ax.margins(y=0.2)
     return ax
+
+
+def _image_row(panels: list[tuple[str, np.ndarray]], classes: Classes, size: float) -> plt.Figure:
+    """One row of titled pictures with the class legend underneath."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size + 0.8))
+    for axis, (title, panel) in zip(np.atleast_1d(axes), panels, strict=True):
+        axis.imshow(panel, interpolation="nearest")
+        axis.set_title(title)
+        axis.set_axis_off()
+    figure.legend(
+        handles=class_legend(classes),
+        loc="lower center",
+        ncol=min(6, classes.num_classes + 1),
+        frameon=False,
+    )
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
+    return figure
+
+
+def show_snapshots(
+    image: np.ndarray,
+    masks_by_epoch: dict[int, np.ndarray],
+    classes: Classes,
+    truth: np.ndarray | None = None,
+    size: float = 1.8,
+) -> plt.Figure:
+    """One image, then its predicted mask after each recorded epoch (epoch 0: before training)."""
+    panels = [("image", np.asarray(image))]
+    if truth is not None:
+        panels.append(("truth", colorize(truth, classes)))
+    panels += [
+        ("before training" if epoch == 0 else f"epoch {epoch}", colorize(mask, classes))
+        for epoch, mask in sorted(masks_by_epoch.items())
+    ]
+    return _image_row(panels, classes, size)
+
+
+def compare_predictions(
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    predictions: dict[str, Sequence[np.ndarray]],
+    classes: Classes,
+    size: float = 1.8,
+) -> plt.Figure:
+    """A grid, one row per image: image, truth, then each model's predicted mask."""
+    columns = 2 + len(predictions)
+    figure, axes = plt.subplots(
+        len(images), columns, figsize=(size * columns, size * len(images) + 0.6), squeeze=False
+    )
+    for row, (image, mask) in enumerate(zip(images, masks, strict=True)):
+        panels = [("image", np.asarray(image)), ("truth", colorize(mask, classes))]
+        panels += [
+            (name, colorize(predicted[row], classes)) for name, predicted in predictions.items()
+        ]
+        for axis, (title, panel) in zip(axes[row], panels, strict=True):
+            axis.imshow(panel, interpolation="nearest")
+            axis.set_axis_off()
+            if row == 0:
+                axis.set_title(title)
+    figure.legend(
+        handles=class_legend(classes),
+        loc="lower center",
+        ncol=min(6, classes.num_classes + 1),
+        frameon=False,
+    )
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    return figure

@@ -80,3 +80,18 @@ def test_figures_are_drawn_with_legend_and_labels():
     ax = viz.plot_class_frequencies(np.array([90, 5, 3, 2, 0]), classes)
     assert ax.get_yscale() == "log" and "share" in ax.get_ylabel()
     plt.close("all")
+
+
+def test_snapshot_row_and_model_comparison_grid():
+    classes = data.SHAPES_CLASSES
+    image, mask = data.shapes_scene(np.random.default_rng(1), 32)
+    figure = viz.show_snapshots(image, {0: mask * 0, 5: mask}, classes, truth=mask)
+    assert [axis.get_title() for axis in figure.axes] == [
+        "image",
+        "truth",
+        "before training",
+        "epoch 5",
+    ]
+    grid = viz.compare_predictions([image, image], [mask, mask], {"A": [mask, mask]}, classes)
+    assert len(grid.axes) == 6 and grid.axes[2].get_title() == "A"
+    plt.close("all")
