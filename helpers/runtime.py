@@ -37,10 +37,13 @@ def _native_stderr_silenced() -> Iterator[None]:
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow (if installed) and probe its devices without native log noise.
 
-    Python exceptions still propagate: only the C++ runtime's informational lines are dropped.
+    Python exceptions still propagate: only the C++ runtime's log lines are dropped. The level
+    is 3 (errors too) because TensorFlow 2.21 logs a spurious ERROR line ("NodeDef mentions
+    attribute use_unbounded_threadpool") whenever ``model.predict`` runs after ``fit``; real
+    errors still arrive as Python exceptions. Set ``TF_CPP_MIN_LOG_LEVEL`` yourself to override.
     On a machine without TensorFlow (for example a JAX-only GPU box) this does nothing.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
     with _native_stderr_silenced():

@@ -9,14 +9,15 @@ from __future__ import annotations
 import csv
 import dataclasses
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from helpers import ARTIFACTS_DIR, losses, models, pipeline, runtime
-from helpers.data import Dataset, class_pixel_counts
+from helpers import ARTIFACTS_DIR, losses, metrics, models, pipeline, runtime
+from helpers.data import Classes, Dataset, class_pixel_counts
 
 
 class NoGPUError(RuntimeError):
@@ -95,6 +96,23 @@ def compile_for_segmentation(
     return model
 
 
+def predict_masks(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Class-id masks (uint8, ``(B, H, W)``) for a batch of images: the argmax of the logits.
+
+    No softmax is needed: it never changes which class scores highest (notebook 02).
+    """
+    logits = keras.ops.convert_to_numpy(model(images, training=False))
+    return np.argmax(logits, axis=-1).astype(np.uint8)
+
+
+def confusion_on(model: keras.Model, batches: Iterable, classes: Classes) -> np.ndarray:
+    """The confusion matrix of ``model`` over a pipeline of ``(images, masks)`` batches."""
+    predicted = ((masks, predict_masks(model, images)) for images, masks, *_ in batches)
+    return metrics.confusion_matrix_from_batches(
+        predicted, classes.num_classes, classes.ignore_index
+    )
+
+
 class PredictionSnapshots(keras.callbacks.Callback):
     """Records the model's predicted mask for one fixed image before training and after epochs.
 
@@ -109,8 +127,7 @@ class PredictionSnapshots(keras.callbacks.Callback):
         self.masks: dict[int, np.ndarray] = {}
 
     def snapshot(self, epoch: int) -> None:
-        logits = self.model.predict(self.image, verbose=0)
-        self.masks[epoch] = np.argmax(logits[0], axis=-1).astype(np.uint8)
+        self.masks[epoch] = predict_masks(self.model, self.image)[0]
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if not self.masks:

@@ -144,3 +144,17 @@ def test_gpu_configuration_uses_mixed_precision_where_capable(monkeypatch):
         runtime, "gpu_details", lambda: [{"name": "Tesla K80", "compute_capability": (3, 7)}]
     )
     assert not training.resolve_config().mixed_precision
+
+
+def test_predict_masks_and_confusion_on_a_pipeline(tiny_shapes):
+    from helpers import pipeline
+
+    model = models.unet(tiny_shapes.classes.num_classes, 32, depth=2, base_filters=4)
+    images = np.random.default_rng(0).random((3, 32, 32, 3)).astype(np.float32)
+    masks = training.predict_masks(model, images)
+    assert masks.shape == (3, 32, 32) and masks.dtype == np.uint8
+    expected = np.argmax(model.predict(images, verbose=0), axis=-1)
+    np.testing.assert_array_equal(masks, expected)
+    batches = pipeline.make_pipeline(tiny_shapes.split("val"), 32, 3)
+    matrix = training.confusion_on(model, batches, tiny_shapes.classes)
+    assert matrix.shape == (5, 5) and matrix.sum() == 4 * 32 * 32
