@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
-from helpers import data, models, runtime, training
+from helpers import data, models, pipeline, runtime, training
 
 
 @pytest.mark.parametrize(("size", "num_classes"), [(32, 2), (64, 5), (48, 30)])
@@ -147,8 +150,6 @@ def test_gpu_configuration_uses_mixed_precision_where_capable(monkeypatch):
 
 
 def test_predict_masks_and_confusion_on_a_pipeline(tiny_shapes):
-    from helpers import pipeline
-
     model = models.unet(tiny_shapes.classes.num_classes, 32, depth=2, base_filters=4)
     images = np.random.default_rng(0).random((3, 32, 32, 3)).astype(np.float32)
     masks = training.predict_masks(model, images)
@@ -158,3 +159,29 @@ def test_predict_masks_and_confusion_on_a_pipeline(tiny_shapes):
     batches = pipeline.make_pipeline(tiny_shapes.split("val"), 32, 3)
     matrix = training.confusion_on(model, batches, tiny_shapes.classes)
     assert matrix.shape == (5, 5) and matrix.sum() == 4 * 32 * 32
+
+
+def test_recipe_trains_on_a_readers_folder_of_mixed_images(tmp_path):
+    """Two classes, no splits, grayscale and RGB images of different sizes: works unchanged."""
+    root = tmp_path / "mine"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "classes.json").write_text(
+        json.dumps({"names": ["background", "thing"], "colors": [[0, 0, 0], [9, 9, 9]]})
+    )
+    rng = np.random.default_rng(0)
+    for index in range(30):
+        height, width = 20 + index % 5 * 4, 24 + index % 3 * 8
+        mask = np.zeros((height, width), np.uint8)
+        mask[2:10, 3:12] = 1
+        image = (rng.random((height, width)) * 60 + mask * 150).astype(np.uint8)
+        mode_image = Image.fromarray(image) if index % 2 else Image.fromarray(image).convert("RGB")
+        mode_image.save(root / "images" / f"p{index:02d}.png")
+        Image.fromarray(mask).save(root / "masks" / f"p{index:02d}.png")
+    dataset = data.load_dataset(root)
+    config = training.TrainConfig(
+        image_size=16, batch_size=8, epochs=2, base_filters=4, learning_rate=1e-2
+    )
+    model, history = training.train(dataset, config, run_dir=tmp_path / "run", verbose=0)
+    assert model.output_shape == (None, 16, 16, 2)
+    assert len(history["val_mean_iou"]) == 2
