@@ -36,6 +36,7 @@ class TrainConfig:
     mixed_precision: bool = False
     patience: int = 10
     class_weight_power: float = 0.5  # 0: plain cross-entropy; see helpers.losses
+    loss: str = "cross_entropy"  # or "cross_entropy_dice" (then class_weight_power must be 0)
     augment: bool = True
     seed: int = 42
 
@@ -77,13 +78,21 @@ def compile_for_segmentation(
     num_classes: int,
     ignore_index: int | None,
     learning_rate: float,
+    loss: str = "cross_entropy",
 ) -> keras.Model:
-    """Adam, per-pixel cross-entropy on logits and mean IoU, both skipping ``ignore_index``."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(
+    """Adam, per-pixel cross-entropy on logits (plus Dice with ``loss="cross_entropy_dice"``)
+    and mean IoU, all skipping ``ignore_index``."""
+    losses_by_name = {
+        "cross_entropy": lambda: keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, ignore_class=ignore_index
         ),
+        "cross_entropy_dice": lambda: losses.CrossEntropyDiceLoss(num_classes, ignore_index),
+    }
+    if loss not in losses_by_name:
+        raise ValueError(f"loss must be one of {sorted(losses_by_name)}, not {loss!r}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=losses_by_name[loss](),
         metrics=[
             keras.metrics.MeanIoU(
                 num_classes=num_classes,
@@ -198,6 +207,11 @@ def train(
     ``resume=True`` and a checkpoint there, training continues from it (weights, optimizer
     state, epoch count) instead of starting over. Returns the model and its history.
     """
+    if config.loss != "cross_entropy" and config.class_weight_power:
+        raise ValueError(
+            "Per-pixel class weights apply to plain cross-entropy only: set "
+            "class_weight_power=0 with another loss."
+        )
     runtime.seed_everything(config.seed)
     set_precision(config)
     classes = dataset.classes
@@ -217,7 +231,7 @@ def train(
             for stale in ("history.csv", "checkpoint.keras"):
                 (run_dir / stale).unlink(missing_ok=True)
         compile_for_segmentation(
-            model, classes.num_classes, classes.ignore_index, config.learning_rate
+            model, classes.num_classes, classes.ignore_index, config.learning_rate, config.loss
         )
     train_pairs = dataset.split("train")
     weights = None

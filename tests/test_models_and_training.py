@@ -185,3 +185,22 @@ def test_recipe_trains_on_a_readers_folder_of_mixed_images(tmp_path):
     model, history = training.train(dataset, config, run_dir=tmp_path / "run", verbose=0)
     assert model.output_shape == (None, 16, 16, 2)
     assert len(history["val_mean_iou"]) == 2
+
+
+def test_recipe_with_cross_entropy_dice_trains_and_resumes(tiny_shapes, tmp_path):
+    config = training.TrainConfig(
+        **{**TINY.__dict__, "epochs": 2, "loss": "cross_entropy_dice", "class_weight_power": 0}
+    )
+    run_dir = tmp_path / "run"
+    model, history = training.train(tiny_shapes, config, run_dir=run_dir, verbose=0)
+    assert model.loss.name == "cross_entropy_dice" and np.isfinite(history["loss"]).all()
+    longer = training.TrainConfig(**{**config.__dict__, "epochs": 3})
+    resumed, _ = training.train(tiny_shapes, longer, run_dir=run_dir, resume=True, verbose=0)
+    assert resumed.loss.name == "cross_entropy_dice", "the custom loss survives the checkpoint"
+
+
+def test_recipe_rejects_unknown_losses_and_weights_with_dice(tiny_shapes):
+    with pytest.raises(ValueError, match="class_weight_power=0"):
+        training.train(tiny_shapes, training.TrainConfig(loss="cross_entropy_dice"))
+    with pytest.raises(ValueError, match="loss must be one of"):
+        training.compile_for_segmentation(models.unet(3, 16, depth=1), 3, None, 1e-3, "focal")
