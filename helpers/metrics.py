@@ -14,22 +14,31 @@ absent from the truth, or from both truth and prediction); means skip those NaNs
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "RegionScores",
     "StreamingConfusionMatrix",
+    "best_single_label_masks",
     "class_accuracy",
+    "comparison_table",
     "confusion_matrix",
     "confusion_matrix_from_batches",
+    "confusion_matrix_per_image",
     "dice_per_class",
     "frequency_weighted_iou",
+    "iou_by_size",
     "iou_per_class",
     "mean_iou",
     "metrics_table",
+    "per_image_mean_iou",
     "pixel_accuracy",
+    "region_scores",
 ]
 
 _SHOWN_VALUES = 10  # how many offending label values an error message lists
@@ -209,3 +218,135 @@ def metrics_table(cm: np.ndarray, class_names: Iterable[str]) -> dict[str, dict[
     table["mean"] = {key: _nanmean(values) for key, values in columns.items()}
     table["mean"]["pixels"] = int(cm.sum())
     return table
+
+
+# ----------------------------------------------------------------------------------------------
+# Per image and per region (notebooks 04 and 06): the same metrics, one image at a time
+# ----------------------------------------------------------------------------------------------
+
+
+def confusion_matrix_per_image(
+    y_true: Any, y_pred: Any, num_classes: int, ignore_index: int | None = None
+) -> np.ndarray:
+    """One confusion matrix per image of a batch: int64, shape ``(B, C, C)``.
+
+    ``y_true`` and ``y_pred`` are batches of class-id masks ``(B, H, W)``. Their sum over the
+    first axis is the confusion matrix of the whole batch.
+    """
+    true, pred = np.asarray(y_true), np.asarray(y_pred)
+    if true.ndim != 3 or true.shape != pred.shape:
+        raise ValueError(
+            f"Expected two batches of masks (B, H, W) of the same shape, got {true.shape} and "
+            f"{pred.shape}. Fix: stack the masks, and take the argmax of logits first."
+        )
+    return np.stack(
+        [confusion_matrix(t, p, num_classes, ignore_index) for t, p in zip(true, pred, strict=True)]
+    )
+
+
+def per_image_mean_iou(
+    y_true: Any, y_pred: Any, num_classes: int, ignore_index: int | None = None
+) -> np.ndarray:
+    """The mean IoU of each image on its own (float64, shape ``(B,)``), as :func:`mean_iou`.
+
+    Classes absent from both an image's truth and its prediction are left out of that image's
+    mean, so an image with one small object is judged on background and that object only.
+    Sorting by it finds the images a model gets most wrong.
+    """
+    matrices = confusion_matrix_per_image(y_true, y_pred, num_classes, ignore_index)
+    return np.array([mean_iou(matrix) for matrix in matrices])
+
+
+@dataclass(frozen=True)
+class RegionScores:
+    """One entry per region: all the true pixels of one class in one image (see below)."""
+
+    image: np.ndarray  # index of the image in the batch
+    class_id: np.ndarray  # the region's class
+    pixels: np.ndarray  # the region's size: its number of true pixels
+    iou: np.ndarray  # IoU of that class in that image
+
+
+def region_scores(
+    y_true: Any, y_pred: Any, num_classes: int, ignore_index: int | None = None
+) -> RegionScores:
+    """Size and IoU of every (image, class) region present in the truth of a batch.
+
+    A *region* is the set of true pixels of one class in one image; its IoU is that class's IoU
+    on that image alone. In ``shapes``, a region other than background is usually one object
+    (two objects of the same class in one image form one region). Large regions dominate a
+    pooled IoU; these per-region scores let you ask how well *small* objects are segmented,
+    with :func:`iou_by_size`.
+    """
+    matrices = confusion_matrix_per_image(y_true, y_pred, num_classes, ignore_index)
+    true_pixels = matrices.sum(axis=2)  # (B, C)
+    ious = np.stack([iou_per_class(matrix) for matrix in matrices])
+    image, class_id = np.nonzero(true_pixels)
+    return RegionScores(image, class_id, true_pixels[image, class_id], ious[image, class_id])
+
+
+def iou_by_size(pixels: Any, ious: Any, edges: Iterable[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Number of regions and their mean IoU in each size bucket ``[edges[i], edges[i + 1])``.
+
+    ``pixels`` and ``ious`` come from :func:`region_scores`. Each region counts once, whatever its
+    size: the mean says how well a typical object of that size is segmented. NaN for an empty
+    bucket; regions outside all buckets are left out.
+    """
+    pixels, ious, edges = np.asarray(pixels), np.asarray(ious, np.float64), np.asarray(edges)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"edges must be at least two increasing numbers, got {edges.tolist()}.")
+    bucket = np.searchsorted(edges, pixels, side="right") - 1
+    inside = (bucket >= 0) & (bucket < edges.size - 1)
+    counts = np.bincount(bucket[inside], minlength=edges.size - 1)
+    sums = np.bincount(bucket[inside], weights=ious[inside], minlength=edges.size - 1)
+    return counts.astype(np.int64), _ratio(sums, counts)
+
+
+# ----------------------------------------------------------------------------------------------
+# Baselines and tables (notebook 04)
+# ----------------------------------------------------------------------------------------------
+
+
+def best_single_label_masks(
+    y_true: Any, num_classes: int, ignore_index: int | None = None
+) -> np.ndarray:
+    """Each true mask filled with its own most frequent class (uint8, same shape as ``y_true``).
+
+    The best any model with *one label per image* could do, even with perfect knowledge of the
+    answer: it is the upper bound of the blog post's classifier painted over the image. An image
+    whose pixels are all ``ignore_index`` gets class 0.
+    """
+    true = np.asarray(y_true)
+    if true.ndim < 2:
+        raise ValueError(f"Expected a mask (H, W) or a batch (B, H, W), got shape {true.shape}.")
+    batch = true.reshape(-1, *true.shape[-2:])
+    filled = np.empty(batch.shape, np.uint8)
+    for index, mask in enumerate(batch):
+        labels = mask[mask != ignore_index] if ignore_index is not None else mask.ravel()
+        counts = np.bincount(labels.astype(np.int64).ravel(), minlength=num_classes)
+        filled[index] = np.argmax(counts[:num_classes])
+    return filled.reshape(true.shape)
+
+
+def comparison_table(matrices: dict[str, np.ndarray], class_names: Iterable[str]) -> str:
+    """A text table, one row per model: pixel accuracy, mean IoU and the IoU of every class.
+
+    ``matrices`` maps a model's name to its confusion matrix. Undefined values print as "—".
+    """
+    names = list(class_names)
+    row_width = max([len("model"), *(len(name) for name in matrices)])
+    headers = ["pixel acc.", "mean IoU", *names]
+    widths = [max(len(header), 6) for header in headers]
+
+    def cell(value: float, width: int) -> str:
+        return f"{'—' if math.isnan(value) else f'{value:.3f}':>{width}s}"
+
+    header = [f"{title:>{width}s}" for title, width in zip(headers, widths, strict=True)]
+    lines = ["  ".join([f"{'model':{row_width}s}", *header])]
+    for model, matrix in matrices.items():
+        values = [pixel_accuracy(matrix), mean_iou(matrix), *iou_per_class(matrix)]
+        if len(values) != len(headers):
+            raise ValueError(f"{model}: a {len(matrix)}-class matrix for {len(names)} class names.")
+        cells = [cell(v, w) for v, w in zip(values, widths, strict=True)]
+        lines.append("  ".join([f"{model:{row_width}s}", *cells]))
+    return "\n".join(lines)
