@@ -30,13 +30,15 @@ class TrainConfig:
 
     image_size: int = 64
     batch_size: int = 16
-    epochs: int = 40
+    epochs: int = 60
     learning_rate: float = 3e-3
     base_filters: int = 8
     mixed_precision: bool = False
-    patience: int = 10
-    class_weight_power: float = 0.5  # 0: plain cross-entropy; see helpers.losses
-    loss: str = "cross_entropy"  # or "cross_entropy_dice" (then class_weight_power must be 0)
+    patience: int = 15
+    # Cross-entropy + Dice learns the rare class sooner than plain (or class-weighted)
+    # cross-entropy; see notebook 06. Class weights (helpers.losses) need plain cross-entropy.
+    loss: str = "cross_entropy_dice"  # or "cross_entropy"
+    class_weight_power: float = 0.0  # > 0 (with loss="cross_entropy"): per-pixel class weights
     augment: bool = True
     seed: int = 42
 
