@@ -410,12 +410,14 @@ def make_shapes(
     image_size: int = 128,
     seed: int = 0,
     overwrite: bool = False,
+    object_scale: int | None = None,
 ) -> Path:
     """Generate the offline ``shapes`` dataset into ``root`` and return ``root``.
 
     Images are RGB scenes of random-coloured circles, squares, triangles and (rarely, small)
     stars on noisy textured backgrounds; the *shape*, not the colour, decides the class.
     Shapes overlap, and about a third have soft (blurred) edges. Deterministic from ``seed``.
+    ``object_scale`` makes large scenes of small objects (see :func:`shapes_scene`).
 
     The folder is written under a temporary name and renamed when complete, so a half-written
     dataset is never taken for a finished one. An existing ``root`` is kept unless
@@ -447,7 +449,7 @@ def make_shapes(
             def write_pair(index: int, split: str = split, split_number: int = split_number):
                 # One generator per pair: the result does not depend on thread scheduling.
                 rng = np.random.default_rng([seed, split_number, index])
-                image, mask = shapes_scene(rng, image_size)
+                image, mask = shapes_scene(rng, image_size, object_scale)
                 stem = f"{split}_{index:05d}"
                 for array, folder in ((image, "images"), (mask, "masks")):
                     Image.fromarray(array).save(
@@ -461,6 +463,7 @@ def make_shapes(
             "generator": "helpers.data.make_shapes",
             "seed": seed,
             "image_size": image_size,
+            "object_scale": object_scale,
             "split_sizes": sizes,
         }
         (staging / GENERATOR_MARKER).write_text(
@@ -480,9 +483,12 @@ def make_shapes(
     return root
 
 
-def _textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Smooth colour blotches, faint stripes and pixel noise, as float32 RGB in [0, 255]."""
-    coarse = rng.uniform(40, 200, size=(4, 4, 3)).astype(np.uint8)
+def _textured_background(rng: np.random.Generator, size: int, cells: int = 1) -> np.ndarray:
+    """Smooth colour blotches and faint stripes, as float32 RGB in [0, 255].
+
+    ``cells`` per side: a large scene keeps the blotch size of ``cells`` x ``cells`` small ones.
+    """
+    coarse = rng.uniform(40, 200, size=(4 * cells, 4 * cells, 3)).astype(np.uint8)
     blotches = np.asarray(
         Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32
     )
@@ -510,31 +516,53 @@ def _shape_polygon(kind: str, cx: float, cy: float, radius: float, angle: float)
     ]
 
 
-def shapes_scene(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """One ``shapes`` image (uint8 RGB) and its mask (uint8 class ids), drawn with ``rng``."""
-    image = _textured_background(rng, size)
+def shapes_scene(
+    rng: np.random.Generator, size: int = 128, object_scale: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One ``shapes`` image (uint8 RGB) and its mask (uint8 class ids), drawn with ``rng``.
+
+    ``object_scale`` (default: ``size``) is the side of the scene that sets the objects' sizes
+    and density. A *large scene* (notebook 06) keeps small objects on a big canvas:
+    ``shapes_scene(rng, 1024, object_scale=128)`` looks like 8 x 8 ordinary scenes side by side,
+    without seams. ``size`` must then be a multiple of ``object_scale``.
+    """
+    scale = object_scale or size
+    if size % scale:
+        raise ValueError(f"size {size} must be a multiple of object_scale {scale}")
+    cells = size // scale
+    image = _textured_background(rng, size, cells)
     mask = Image.new("L", (size, size), 0)
     kinds = ["circle", "square", "triangle"]
-    shapes = [kinds[i] for i in rng.integers(0, 3, size=rng.integers(1, 4))]
-    if rng.random() < STAR_PROBABILITY:  # the rare class: small stars in some images
-        shapes.append("star")
-    for kind in shapes:
+    placed = []  # (kind, cell row, cell column)
+    for cell in range(cells * cells):
+        chosen = [kinds[i] for i in rng.integers(0, 3, size=rng.integers(1, 4))]
+        if rng.random() < STAR_PROBABILITY:  # the rare class: small stars in some images
+            chosen.append("star")
+        placed += [(kind, *divmod(cell, cells)) for kind in chosen]
+    blur = scale / 64
+    for kind, row, column in placed:
         class_id = SHAPES_CLASSES.names.index(kind)
-        radius = size * rng.uniform(*(STAR_RADIUS if kind == "star" else SHAPE_RADIUS))
-        cx, cy = rng.uniform(radius, size - radius, size=2)
-        layer = Image.new("L", (size, size), 0)
+        radius = scale * rng.uniform(*(STAR_RADIUS if kind == "star" else SHAPE_RADIUS))
+        cx, cy = rng.uniform(radius, scale - radius, size=2) + np.array([column, row]) * scale
+        # Draw in a window around the object (a large scene has hundreds of them).
+        reach = 1.15 * radius + 4 * blur + 2
+        x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
+        x1, y1 = min(size, int(cx + reach) + 1), min(size, int(cy + reach) + 1)
+        layer = Image.new("L", (x1 - x0, y1 - y0), 0)
         draw = ImageDraw.Draw(layer)
+        lx, ly = cx - x0, cy - y0
         if kind == "circle":
-            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=255)
+            draw.ellipse((lx - radius, ly - radius, lx + radius, ly + radius), fill=255)
         else:
             upright = {"square": math.pi / 4, "triangle": -math.pi / 2, "star": -math.pi / 2}[kind]
             turn = math.radians(rng.uniform(-MAX_ROTATION_DEGREES, MAX_ROTATION_DEGREES))
-            draw.polygon(_shape_polygon(kind, cx, cy, radius, upright + turn), fill=255)
-        mask.paste(class_id, mask=layer)  # later shapes cover earlier ones
+            draw.polygon(_shape_polygon(kind, lx, ly, radius, upright + turn), fill=255)
+        mask.paste(class_id, (x0, y0), mask=layer)  # later shapes cover earlier ones
         if rng.random() < 0.35:  # a soft, blurred boundary: the label stays sharp
-            layer = layer.filter(ImageFilter.GaussianBlur(radius=size / 64))
+            layer = layer.filter(ImageFilter.GaussianBlur(radius=blur))
         alpha = np.asarray(layer, dtype=np.float32)[..., None] / 255
         color = rng.uniform(0, 255, size=3).astype(np.float32)
-        image += (color - image) * alpha
+        window = image[y0:y1, x0:x1]
+        window += (color - window) * alpha
     image += 10 * rng.standard_normal(size=image.shape, dtype=np.float32)
     return np.clip(image, 0, 255).astype(np.uint8), np.asarray(mask)

@@ -337,11 +337,11 @@ def test_interrupted_generation_leaves_no_dataset(tmp_path, monkeypatch):
     calls = {"count": 0}
     original = data.shapes_scene
 
-    def failing_scene(rng, size):
+    def failing_scene(rng, size, object_scale=None):
         calls["count"] += 1
         if calls["count"] == 3:
             raise KeyboardInterrupt
-        return original(rng, size)
+        return original(rng, size, object_scale)
 
     monkeypatch.setattr(data, "shapes_scene", failing_scene)
     with pytest.raises(KeyboardInterrupt):
@@ -365,3 +365,31 @@ def test_load_dataset_generates_shapes_on_first_use(tmp_path, monkeypatch):
     assert len(dataset.split("train", verify="full")) == 2
     data.load_dataset("shapes")
     assert len(created) == 1, "an existing dataset is reused, not regenerated"
+
+
+def test_large_scenes_keep_object_sizes_and_class_balance():
+    small = np.zeros(5, np.int64)
+    for index in range(64):
+        _, mask = data.shapes_scene(np.random.default_rng(index), 64)
+        small += np.bincount(mask.ravel(), minlength=5)
+    image, mask = data.shapes_scene(np.random.default_rng(0), 512, object_scale=64)
+    assert image.shape == (512, 512, 3) and mask.shape == (512, 512)
+    large = np.bincount(mask.ravel(), minlength=5)
+    # 64 cells of objects: the background share of 64 small scenes, not 1 scene blown up.
+    assert abs(large[0] / large.sum() - small[0] / small.sum()) < 0.03
+    assert np.all(large > 0), "every class, stars included, appears in the large scene"
+    star_pixels = np.flatnonzero(mask.ravel() == 4).size
+    assert star_pixels < 0.03 * mask.size, "stars keep their small size"
+    again, _ = data.shapes_scene(np.random.default_rng(0), 512, object_scale=64)
+    assert np.array_equal(image, again)
+    with pytest.raises(ValueError, match="multiple of object_scale"):
+        data.shapes_scene(np.random.default_rng(0), 100, object_scale=64)
+
+
+def test_make_shapes_large_scene_variant(tmp_path):
+    root = data.make_shapes(
+        tmp_path / "large", split_sizes={"test": 1}, image_size=256, object_scale=64
+    )
+    (pair,) = data.load_dataset(root).split("test", verify="full")
+    assert Image.open(pair.image).size == (256, 256)
+    assert json.loads((root / data.GENERATOR_MARKER).read_text())["object_scale"] == 64
