@@ -268,7 +268,11 @@ class RegionScores:
 
 
 def region_scores(
-    y_true: Any, y_pred: Any, num_classes: int, ignore_index: int | None = None
+    y_true: Any,
+    y_pred: Any,
+    num_classes: int,
+    ignore_index: int | None = None,
+    exclude: Iterable[int] = (),
 ) -> RegionScores:
     """Size and IoU of every (image, class) region present in the truth of a batch.
 
@@ -276,10 +280,12 @@ def region_scores(
     on that image alone. In ``shapes``, a region other than background is usually one object
     (two objects of the same class in one image form one region). Large regions dominate a
     pooled IoU; these per-region scores let you ask how well *small* objects are segmented,
-    with :func:`iou_by_size`.
+    with :func:`iou_by_size`. Classes listed in ``exclude`` (say the background, ``(0,)``) get
+    no entries.
     """
     matrices = confusion_matrix_per_image(y_true, y_pred, num_classes, ignore_index)
     true_pixels = matrices.sum(axis=2)  # (B, C)
+    true_pixels[:, list(exclude)] = 0
     ious = np.stack([iou_per_class(matrix) for matrix in matrices])
     image, class_id = np.nonzero(true_pixels)
     return RegionScores(image, class_id, true_pixels[image, class_id], ious[image, class_id])

@@ -311,30 +311,32 @@ def plot_region_scores(
 ) -> plt.Axes:
     """Scatter of ``helpers.metrics.region_scores`` (one dot per region, in its class colour).
 
-    The black steps are the mean IoU of each size bucket ``[edges[i], edges[i + 1])``
-    (``helpers.metrics.iou_by_size``). Sizes are on a log scale.
+    Dotted lines separate the size buckets ``[edges[i], edges[i + 1])``; the black steps are
+    each bucket's mean IoU (``helpers.metrics.iou_by_size``), written above the plot with the
+    number of regions. Sizes are on a log scale.
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.8))
-    colors = np.array(classes.colors)[scores.class_id] / 255
-    ax.scatter(scores.pixels, scores.iou, c=colors, edgecolors="black", linewidths=0.5, s=22)
-    counts, means = iou_by_size(scores.pixels, scores.iou, edges)
+        _, ax = plt.subplots(figsize=(7.5, 4))
+    pixels = np.asarray(scores.pixels, dtype=np.float64)
     bounds = np.asarray(edges, dtype=np.float64)
+    left_limit = max(min(pixels.min(initial=bounds[1]), bounds[1]) / 1.5, 0.5)
+    colors = np.array(classes.colors)[scores.class_id] / 255
+    ax.scatter(pixels, scores.iou, c=colors, edgecolors="black", linewidths=0.5, s=22, zorder=3)
+    counts, means = iou_by_size(pixels, scores.iou, bounds)
     for low, high, count, mean in zip(bounds[:-1], bounds[1:], counts, means, strict=True):
+        low = max(low, left_limit)
+        ax.axvline(high, color="gray", linestyle=":", linewidth=1)
         if count:
-            ax.hlines(mean, max(low, 1), high, color="black", linewidth=2)
-            ax.text(
-                np.sqrt(max(low, 1) * high),
-                mean + 0.03,
-                f"{mean:.2f} (n={count})",
-                ha="center",
-                fontsize=8,
-            )
+            ax.hlines(mean, low, high, color="black", linewidth=2, zorder=4)
+            label = f"{mean:.2f}\nn={count}"
+            ax.text(np.sqrt(low * high), 1.04, label, ha="center", va="bottom", fontsize=7)
     ax.set_xscale("log")
-    ax.set(ylim=(-0.03, 1.1), title=title)
+    ax.set(xlim=(left_limit, bounds[-1] * 1.05), ylim=(-0.03, 1.22))
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_title(title)
     ax.set_xlabel("object size (true pixels, log scale)")
     ax.set_ylabel("IoU in its image")
-    present = sorted(set(scores.class_id.tolist()))
+    present = sorted(set(np.asarray(scores.class_id).tolist()))
     handles = [
         Patch(
             facecolor=np.array(classes.colors[i]) / 255, edgecolor="black", label=classes.names[i]
@@ -343,7 +345,7 @@ def plot_region_scores(
     ]
     handles.append(plt.Line2D([], [], color="black", linewidth=2, label="mean of size bucket"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.grid(alpha=0.3)
+    ax.grid(axis="y", alpha=0.3)
     return ax
 
 

@@ -67,6 +67,9 @@ def test_region_scores_hand_computed_and_agree_with_keras_iou() -> None:
         metric = keras.metrics.IoU(num_classes=3, target_class_ids=[int(class_id)])
         metric.update_state(TRUE[image], PRED[image])
         assert iou == pytest.approx(float(metric.result()), abs=1e-6)
+    objects = region_scores(TRUE, PRED, 3, exclude=(0,))
+    np.testing.assert_array_equal(objects.class_id, [1, 2])
+    np.testing.assert_allclose(objects.iou, [0.5, 0.8])
 
 
 def test_region_scores_skip_ignored_pixels() -> None:

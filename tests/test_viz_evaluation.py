@@ -58,13 +58,12 @@ def test_reliability_diagram_shows_bins_diagonal_and_ece():
 def test_region_scores_scatter_with_bucket_means():
     true = np.array([[[0, 0, 1], [0, 1, 1]], [[2, 2, 2], [2, 2, 0]]])
     pred = np.array([[[0, 0, 1], [0, 0, 1]], [[2, 2, 2], [2, 2, 2]]])
-    scores = metrics.region_scores(true, pred, 3)
-    objects = scores.class_id != 0
-    regions = metrics.RegionScores(*(values[objects] for values in vars(scores).values()))
+    regions = metrics.region_scores(true, pred, 3, exclude=(0,))
     ax = viz.plot_region_scores(regions, CLASSES, edges=[1, 4, 8])
     assert ax.get_xscale() == "log" and "size" in ax.get_xlabel() and ax.get_title()
     assert len(ax.collections[0].get_offsets()) == 2
-    assert [t.get_text() for t in ax.texts] == ["0.67 (n=1)", "0.83 (n=1)"]
+    assert [t.get_text() for t in ax.texts] == ["0.67\nn=1", "0.83\nn=1"]
+    assert ax.get_xlim()[0] == pytest.approx(3 / 1.5), "a little left of the smallest region"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["a", "b", "mean of size bucket"]
 
