@@ -176,9 +176,16 @@ def compare(
 
 
 def plot_ratios(
-    comparison: Comparison, title: str, ax: plt.Axes | None = None, xlabel: str | None = None
+    comparison: Comparison,
+    title: str,
+    ax: plt.Axes | None = None,
+    xlabel: str | None = None,
+    log: bool = False,
 ) -> plt.Axes:
-    """Horizontal bars of each variant's throughput ratio to the baseline, with a line at 1."""
+    """Horizontal bars of each variant's throughput ratio to the baseline, with a line at 1.
+
+    ``log=True`` uses a logarithmic axis, for ratios that span orders of magnitude.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.5 * len(comparison.names) + 1.2))
     ratios = comparison.ratios()
@@ -187,9 +194,14 @@ def plot_ratios(
     bars = ax.barh(names, values, color=["tab:blue" if v >= 1 else "tab:orange" for v in values])
     ax.bar_label(bars, labels=[f"{v:.2f}x" for v in values], padding=3)
     ax.axvline(1.0, color="black", linewidth=1)
-    ax.set_xlim(0, max(values) * 1.2)
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(min(values) / 2, max(values) * 4)
+    else:
+        ax.set_xlim(0, max(values) * 1.2)
     ax.set_title(title)
-    ax.set_xlabel(xlabel or f"throughput relative to '{comparison.baseline}' (x)")
+    scale = ", log scale" if log else ""
+    ax.set_xlabel(xlabel or f"throughput relative to '{comparison.baseline}' (x{scale})")
     return ax
 
 
@@ -304,6 +316,38 @@ def generator_dataset(
     return batches.apply(tf.data.experimental.assert_cardinality(-(-len(pairs) // batch_size)))
 
 
+def pipeline_variants(
+    pairs: Sequence[Pair], image_size: int, batch_size: int, seed: int = 0
+) -> dict[str, tf.data.Dataset]:
+    """The input pipelines of notebook 05, from worst to best, all augmented and shuffled.
+
+    ``"Python generator (PIL)"`` (:func:`generator_dataset`); ``"tf.data, parallel map"``,
+    ``"+ cache"``, ``"+ prefetch"`` (``pipeline.make_pipeline`` without cache and prefetch, with
+    cache, with both — the last is what every notebook uses); ``"in memory"``, one epoch of the
+    last held in memory (:func:`in_memory`), the upper bound.
+    """
+
+    def files(cache: bool, prefetch: bool) -> tf.data.Dataset:
+        return pipeline.make_pipeline(
+            pairs,
+            image_size,
+            batch_size,
+            augment=True,
+            shuffle=True,
+            seed=seed,
+            cache=cache,
+            prefetch=prefetch,
+        )
+
+    return {
+        "Python generator (PIL)": generator_dataset(pairs, image_size, batch_size, seed=seed),
+        "tf.data, parallel map": files(cache=False, prefetch=False),
+        "+ cache": files(cache=True, prefetch=False),
+        "+ prefetch": files(cache=True, prefetch=True),
+        "in memory": in_memory(files(cache=True, prefetch=True)),
+    }
+
+
 def fit_steps(model: keras.Model, batches: tf.data.Dataset, steps: int) -> Callable[[], int]:
     """A variant for :func:`compare`: ``steps`` training steps with ``fit``; returns the images.
 
@@ -338,6 +382,44 @@ def op_determinism(enabled: bool) -> Iterator[None]:
         yield
     finally:
         (config.enable_op_determinism if before else config.disable_op_determinism)()
+
+
+def compare_batch_sizes(
+    model: keras.Model,
+    batches: tf.data.Dataset,
+    batch_sizes: Sequence[int],
+    images: int,
+    *,
+    baseline: int,
+    repeats: int = 3,
+) -> Comparison:
+    """Training throughput of ``model`` at each batch size, on the same ``images`` per run.
+
+    ``batches`` (any batch size) is re-batched and held in memory (:func:`in_memory`), so only
+    the model step is timed. Variants are named ``"batch <size>"``; see :func:`batch_size_table`.
+    """
+    variants = {}
+    for size in batch_sizes:
+        if images < size:
+            raise ValueError(f"images ({images}) must be at least the batch size {size}")
+        resized = in_memory(batches.unbatch().batch(size))
+        variants[f"batch {size}"] = fit_steps(model, resized, images // size)
+    return compare(variants, baseline=f"batch {baseline}", repeats=repeats)
+
+
+def batch_size_table(comparison: Comparison) -> str:
+    """Milliseconds per step, images/s and ratio for a :func:`compare_batch_sizes` result."""
+    ratio_header = "x " + comparison.baseline
+    lines = [f"{'batch size':>10s} {'ms per step':>12s} {'images/s':>9s} {ratio_header:>9s}"]
+    for name in comparison.names:
+        size = int(name.removeprefix("batch "))
+        measurement = comparison[name]
+        step_ms = 1000 * measurement.median_seconds / (measurement.items // size)
+        lines.append(
+            f"{size:>10d} {step_ms:>12.1f} {measurement.items_per_second:>9,.0f} "
+            f"{comparison.ratio(name):>9.2f}"
+        )
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -569,17 +651,21 @@ class BudgetRun:
 
 
 def compile_with_optimizer(
-    model: keras.Model, classes: Classes, optimizer: keras.optimizers.Optimizer, **options: object
+    model: keras.Model,
+    classes: Classes,
+    optimizer: keras.optimizers.Optimizer,
+    loss: str = "cross_entropy",
+    **options: object,
 ) -> keras.Model:
-    """``training.compile_for_segmentation``'s loss and metric, with any optimizer.
-
-    ``options`` go to ``model.compile`` (``jit_compile``, ``steps_per_execution``).
+    """Compile like ``training.compile_for_segmentation`` (``loss`` names the loss), but with
+    any optimizer; ``options`` go to ``model.compile`` (``jit_compile``, ``steps_per_execution``).
     """
+    training.compile_for_segmentation(
+        model, classes.num_classes, classes.ignore_index, learning_rate=1e-3, loss=loss
+    )
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=classes.ignore_index
-        ),
+        loss=model.loss,  # the recipe's loss object, built by compile_for_segmentation
         metrics=[
             keras.metrics.MeanIoU(
                 num_classes=classes.num_classes,
@@ -606,13 +692,16 @@ def train_for_budget(
 ) -> BudgetRun:
     """Train for ``config.epochs`` epochs with the shared recipe, changing one thing at a time.
 
-    The same seed, data pipeline (augmentation and class weights as ``config`` says), loss and
-    metric as ``training.train``, without its checkpoints and logs. ``optimizer`` replaces
-    ``Adam(config.learning_rate)``, ``model`` the default U-Net, ``train_pairs`` the training
-    split (for a smaller training set). Records the training seconds until validation mean IoU
-    first reaches ``target`` (``None`` if it never does) and validation mean IoU after each
-    epoch; with ``per_class``, also the IoU of each class after the last epoch.
+    The same seed, data pipeline (augmentation and class weights as ``config`` says), loss
+    (``config.loss``) and metric as ``training.train``, without its checkpoints and logs.
+    ``optimizer`` replaces ``Adam(config.learning_rate)``, ``model`` the default U-Net,
+    ``train_pairs`` the training split (for a smaller training set). Records the training
+    seconds until validation mean IoU first reaches ``target`` (``None`` if it never does) and
+    validation mean IoU after each epoch; with ``per_class``, also the IoU of each class after
+    the last epoch.
     """
+    if config.loss != "cross_entropy" and config.class_weight_power:
+        raise ValueError("class weights apply to plain cross-entropy only (loss='cross_entropy')")
     runtime.seed_everything(config.seed)
     training.set_precision(config)
     classes = dataset.classes
@@ -621,7 +710,8 @@ def train_for_budget(
         model = models.unet(
             classes.num_classes, image_size=config.image_size, base_filters=config.base_filters
         )
-    compile_with_optimizer(model, classes, optimizer or keras.optimizers.Adam(config.learning_rate))
+    optimizer = optimizer or keras.optimizers.Adam(config.learning_rate)
+    compile_with_optimizer(model, classes, optimizer, config.loss)
     weights = None
     if config.class_weight_power:
         counts = class_pixel_counts(pairs, classes.num_classes)

@@ -115,6 +115,9 @@ def test_table_and_plot_show_every_variant_and_its_ratio():
     ax = perf.plot_ratios(comparison, title="Speed")
     assert ax.get_title() == "Speed" and "baseline" in ax.get_xlabel()
     assert [t.get_text() for t in ax.get_yticklabels()] == ["twice as fast", "baseline"]
+    log_axis = perf.plot_ratios(comparison, title="Speed", log=True)
+    assert log_axis.get_xscale() == "log" and log_axis.get_xlim()[0] > 0
+    assert "log scale" in log_axis.get_xlabel()
 
 
 def test_drain_counts_images_and_in_memory_freezes_static_batches():
@@ -353,3 +356,44 @@ def test_fit_steps_runs_the_steps_and_needs_a_static_batch():
     assert model.optimizer.iterations.numpy() == 3
     with pytest.raises(ValueError, match="static"):
         perf.fit_steps(model, batches, steps=1)
+
+
+def test_pipeline_variants_feed_the_same_images_from_worst_to_best(shapes_pairs):
+    feeds = perf.pipeline_variants(shapes_pairs, 32, batch_size=4, seed=0)
+    assert list(feeds) == [
+        "Python generator (PIL)",
+        "tf.data, parallel map",
+        "+ cache",
+        "+ prefetch",
+        "in memory",
+    ]
+    counts = {name: perf.drain(feed) for name, feed in feeds.items()}
+    assert counts == {**dict.fromkeys(list(feeds)[:4], 10), "in memory": 8}  # 2 full batches
+    for feed in feeds.values():
+        images, masks = next(iter(feed))
+        assert tuple(images.shape[1:]) == (32, 32, 3) and tuple(masks.shape[1:]) == (32, 32)
+
+
+def test_batch_size_comparison_runs_equal_images_and_tabulates_steps():
+    model = models.unet(3, image_size=16, base_filters=2, depth=1)
+    classes = data.Classes(("a", "b", "c"), ((0, 0, 0),) * 3, 255)
+    perf.compile_with_optimizer(model, classes, keras.optimizers.Adam(1e-3), "cross_entropy_dice")
+    assert type(model.loss).__name__ == "CrossEntropyDiceLoss"  # the recipe's loss, by name
+    images = np.zeros((16, 16, 16, 3), np.float32)
+    masks = np.zeros((16, 16, 16), np.int32)
+    batches = tf.data.Dataset.from_tensor_slices((images, masks)).batch(4)
+    comparison = perf.compare_batch_sizes(model, batches, (2, 8), 8, baseline=8, repeats=1)
+    assert comparison.names == ["batch 2", "batch 8"] and comparison.baseline == "batch 8"
+    assert comparison["batch 2"].items == comparison["batch 8"].items == 8
+    rows = perf.batch_size_table(comparison).splitlines()
+    assert "x batch 8" in rows[0]
+    assert [row.split()[0] for row in rows[1:]] == ["2", "8"]
+    assert rows[2].split()[-1] == "1.00"
+    with pytest.raises(ValueError, match="at least the batch size"):
+        perf.compare_batch_sizes(model, batches, (16,), 8, baseline=16)
+
+
+def test_class_weights_need_plain_cross_entropy():
+    config = training.TrainConfig(loss="cross_entropy_dice", class_weight_power=0.5)
+    with pytest.raises(ValueError, match="plain cross-entropy"):
+        perf.train_for_budget(None, config, target=0.5)  # refused before any data is read
