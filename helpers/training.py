@@ -37,7 +37,7 @@ class TrainConfig:
     patience: int = 15
     # Cross-entropy + Dice learns the rare class sooner than plain (or class-weighted)
     # cross-entropy; see notebook 06. Class weights (helpers.losses) need plain cross-entropy.
-    loss: str = "cross_entropy_dice"  # or "cross_entropy"
+    loss: str = "cross_entropy_dice"  # or "cross_entropy", "dice", "focal", ... (notebook 06)
     class_weight_power: float = 0.0  # > 0 (with loss="cross_entropy"): per-pixel class weights
     augment: bool = True
     seed: int = 42
@@ -83,12 +83,19 @@ def compile_for_segmentation(
     loss: str = "cross_entropy",
 ) -> keras.Model:
     """Adam, per-pixel cross-entropy on logits (plus Dice with ``loss="cross_entropy_dice"``)
-    and mean IoU, all skipping ``ignore_index``."""
+    and mean IoU, all skipping ``ignore_index``.
+
+    Notebook 06 compares more losses: ``"dice"`` (Dice alone), ``"focal"`` (focal loss,
+    gamma 2) and ``"boundary_cross_entropy"`` (cross-entropy weighted up near class edges).
+    """
     losses_by_name = {
         "cross_entropy": lambda: keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, ignore_class=ignore_index
         ),
         "cross_entropy_dice": lambda: losses.CrossEntropyDiceLoss(num_classes, ignore_index),
+        "dice": lambda: losses.DiceLoss(num_classes, ignore_index),
+        "focal": lambda: losses.FocalLoss(gamma=2.0, ignore_index=ignore_index),
+        "boundary_cross_entropy": lambda: losses.BoundaryWeightedCrossEntropy(ignore_index),
     }
     if loss not in losses_by_name:
         raise ValueError(f"loss must be one of {sorted(losses_by_name)}, not {loss!r}")

@@ -203,4 +203,4 @@ def test_recipe_rejects_unknown_losses_and_weights_with_dice(tiny_shapes):
     with pytest.raises(ValueError, match="class_weight_power=0"):
         training.train(tiny_shapes, training.TrainConfig(class_weight_power=0.5))
     with pytest.raises(ValueError, match="loss must be one of"):
-        training.compile_for_segmentation(models.unet(3, 16, depth=1), 3, None, 1e-3, "focal")
+        training.compile_for_segmentation(models.unet(3, 16, depth=1), 3, None, 1e-3, "hinge")
