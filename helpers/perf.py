@@ -15,6 +15,7 @@ short training runs that record the time to a target validation mean IoU.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import re
 import statistics
@@ -73,9 +74,19 @@ class Measurement:
         return statistics.median(self.seconds)
 
     @property
+    def min_seconds(self) -> float:
+        """The fastest repeat: the least disturbed by other programs (``timeit``'s choice)."""
+        return min(self.seconds)
+
+    @property
     def items_per_second(self) -> float:
         """Throughput of the median run."""
         return self.items / self.median_seconds
+
+    @property
+    def best_items_per_second(self) -> float:
+        """Throughput of the fastest run, for comparisons on a machine shared with others."""
+        return self.items / self.min_seconds
 
 
 @dataclass(frozen=True)
@@ -104,19 +115,24 @@ class Comparison:
         return {name: self.ratio(name) for name in self.names}
 
     def table(self) -> str:
-        """A fixed-width text table: throughput, median seconds per run, repeats, ratio."""
+        """A fixed-width text table: throughput, median and fastest run, repeats, ratio.
+
+        A median far above the fastest run means the machine was busy with something else:
+        measure again, or raise the repeats.
+        """
         width = max(len("variant"), *(len(name) for name in self.names))
         ratio_header = f"x {self.baseline}"
         ratio_width = max(7, len(ratio_header))
         lines = [
-            f"{'variant':{width}s} {self.unit:>11s} {'median s':>9s} {'repeats':>7s} "
+            f"{'variant':{width}s} {self.unit:>11s} {'median s':>9s} {'min s':>7s} {'repeats':>7s} "
             f"{'warm-up s':>9s} {ratio_header:>{ratio_width}s}"
         ]
         for measurement in self.measurements:
             warmup = sum(measurement.warmup_seconds)
             lines.append(
                 f"{measurement.name:{width}s} {measurement.items_per_second:>11,.1f} "
-                f"{measurement.median_seconds:>9.3f} {measurement.repeats:>7d} "
+                f"{measurement.median_seconds:>9.3f} {measurement.min_seconds:>7.3f} "
+                f"{measurement.repeats:>7d} "
                 f"{warmup:>9.2f} {self.ratio(measurement.name):>{ratio_width}.2f}"
             )
         return "\n".join(lines)
@@ -679,38 +695,48 @@ def compile_with_optimizer(
     return model
 
 
-def train_for_budget(
-    dataset: Dataset,
-    config: training.TrainConfig,
-    target: float,
-    *,
-    name: str = "",
-    optimizer: keras.optimizers.Optimizer | None = None,
-    model: keras.Model | None = None,
-    train_pairs: Sequence[Pair] | None = None,
-    per_class: bool = False,
-) -> BudgetRun:
-    """Train for ``config.epochs`` epochs with the shared recipe, changing one thing at a time.
+@dataclass(frozen=True)
+class RunSpec:
+    """One short training run: the configuration, and what replaces the recipe's defaults.
 
-    The same seed, data pipeline (augmentation and class weights as ``config`` says), loss
-    (``config.loss``) and metric as ``training.train``, without its checkpoints and logs.
-    ``optimizer`` replaces ``Adam(config.learning_rate)``, ``model`` the default U-Net,
-    ``train_pairs`` the training split (for a smaller training set). Records the training
-    seconds until validation mean IoU first reaches ``target`` (``None`` if it never does) and
-    validation mean IoU after each epoch; with ``per_class``, also the IoU of each class after
-    the last epoch.
+    ``optimizer`` replaces ``Adam(config.learning_rate)``, ``model`` the default U-Net (build it
+    under the configuration's dtype policy), ``train_pairs`` the training split (a smaller
+    training set, say). ``per_class`` also records each class's validation IoU at the end.
     """
+
+    config: training.TrainConfig
+    optimizer: keras.optimizers.Optimizer | None = None
+    model: keras.Model | None = None
+    train_pairs: Sequence[Pair] | None = None
+    per_class: bool = False
+
+
+@dataclass
+class _Run:
+    """A run in progress: what :func:`train_side_by_side` needs between epochs."""
+
+    spec: RunSpec
+    model: keras.Model
+    images: int
+    train_batches: object
+    val_batches: object
+    timer: training.TimeToTarget
+    val_mean_iou: list[float] = dataclasses.field(default_factory=list)
+    seconds_at_epoch: list[float] = dataclasses.field(default_factory=list)
+
+
+def _start_run(dataset: Dataset, spec: RunSpec, target: float) -> _Run:
+    config = spec.config
     if config.loss != "cross_entropy" and config.class_weight_power:
         raise ValueError("class weights apply to plain cross-entropy only (loss='cross_entropy')")
-    runtime.seed_everything(config.seed)
-    training.set_precision(config)
     classes = dataset.classes
-    pairs = list(dataset.split("train") if train_pairs is None else train_pairs)
-    if model is None:
-        model = models.unet(
-            classes.num_classes, image_size=config.image_size, base_filters=config.base_filters
-        )
-    optimizer = optimizer or keras.optimizers.Adam(config.learning_rate)
+    runtime.seed_everything(config.seed)  # the same initial weights for every run of a seed
+    training.set_precision(config)
+    pairs = list(dataset.split("train") if spec.train_pairs is None else spec.train_pairs)
+    model = spec.model or models.unet(
+        classes.num_classes, image_size=config.image_size, base_filters=config.base_filters
+    )
+    optimizer = spec.optimizer or keras.optimizers.Adam(config.learning_rate)
     compile_with_optimizer(model, classes, optimizer, config.loss)
     weights = None
     if config.class_weight_power:
@@ -727,34 +753,73 @@ def train_for_budget(
     )
     val_batches = pipeline.make_pipeline(dataset.split("val"), config.image_size, config.batch_size)
     timer = training.TimeToTarget(target)
-    clock: list[float] = []
-    record = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: clock.append(timer.train_seconds)
-    )
-    history = model.fit(
-        train_batches,
-        validation_data=val_batches,
-        epochs=config.epochs,
-        shuffle=False,
-        callbacks=[timer, record],
-        verbose=0,
-    )
-    iou = None
-    if per_class:
-        matrix = training.confusion_on(model, val_batches, classes)
-        iou = tuple(float(value) for value in metrics.iou_per_class(matrix))
-    return BudgetRun(
-        name=name or model.name,
-        epochs=config.epochs,
-        train_seconds=timer.train_seconds,
-        images_per_second=config.epochs * len(pairs) / timer.train_seconds,
-        target=target,
-        seconds_to_target=timer.seconds_to_target,
-        epochs_to_target=timer.epoch_to_target,
-        val_mean_iou=tuple(float(v) for v in history.history["val_mean_iou"]),
-        seconds_at_epoch=tuple(clock),
-        iou_per_class=iou,
-    )
+    return _Run(spec, model, len(pairs), train_batches, val_batches, timer)
+
+
+def train_side_by_side(
+    dataset: Dataset, specs: Mapping[str, RunSpec], target: float
+) -> dict[str, BudgetRun]:
+    """Train several short runs of the shared recipe, interleaved one epoch at a time.
+
+    Each run has the seed, pipeline (augmentation and class weights as its configuration
+    says), loss (``config.loss``) and metric of ``training.train``, without checkpoints and
+    logs, for ``config.epochs`` epochs. The runs take turns, an epoch each (a ``fit`` call per
+    epoch, which continues where the last one stopped), so a background load that comes and
+    goes slows them all alike — the round-robin of :func:`compare`, for training. Records the
+    training seconds (validation excluded) until validation mean IoU first reaches ``target``.
+    """
+    runs = {name: _start_run(dataset, spec, target) for name, spec in specs.items()}
+    for epoch in range(max(spec.config.epochs for spec in specs.values())):
+        for run in runs.values():
+            if epoch >= run.spec.config.epochs:
+                continue
+            history = run.model.fit(
+                run.train_batches,
+                validation_data=run.val_batches,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                shuffle=False,
+                callbacks=[run.timer],
+                verbose=0,
+            )
+            run.val_mean_iou.append(float(history.history["val_mean_iou"][-1]))
+            run.seconds_at_epoch.append(run.timer.train_seconds)
+    results = {}
+    for name, run in runs.items():
+        iou = None
+        if run.spec.per_class:
+            matrix = training.confusion_on(run.model, run.val_batches, dataset.classes)
+            iou = tuple(float(value) for value in metrics.iou_per_class(matrix))
+        epochs = run.spec.config.epochs
+        results[name] = BudgetRun(
+            name=name,
+            epochs=epochs,
+            train_seconds=run.timer.train_seconds,
+            images_per_second=epochs * run.images / run.timer.train_seconds,
+            target=target,
+            seconds_to_target=run.timer.seconds_to_target,
+            epochs_to_target=run.timer.epoch_to_target,
+            val_mean_iou=tuple(run.val_mean_iou),
+            seconds_at_epoch=tuple(run.seconds_at_epoch),
+            iou_per_class=iou,
+        )
+    return results
+
+
+def train_for_budget(
+    dataset: Dataset,
+    config: training.TrainConfig,
+    target: float,
+    *,
+    name: str = "run",
+    optimizer: keras.optimizers.Optimizer | None = None,
+    model: keras.Model | None = None,
+    train_pairs: Sequence[Pair] | None = None,
+    per_class: bool = False,
+) -> BudgetRun:
+    """One run of :func:`train_side_by_side`: ``config.epochs`` epochs, changing what is given."""
+    spec = RunSpec(config, optimizer, model, train_pairs, per_class)
+    return train_side_by_side(dataset, {name: spec}, target)[name]
 
 
 def runs_table(runs: Sequence[BudgetRun], baseline: str | None = None) -> str:

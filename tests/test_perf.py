@@ -6,6 +6,7 @@ checked, and real measurements are only checked for being positive and finite.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -58,8 +59,9 @@ def test_compare_excludes_warmup_takes_the_median_and_counts_repeats():
     comparison = perf.compare(variants, items=60, warmup=1, repeats=3, clock=clock)
     slow, fast = comparison["slow"], comparison["fast"]
     assert slow.seconds == (4.0, 2.0, 3.0) and slow.warmup_seconds == (100.0,)
-    assert slow.repeats == 3 and slow.median_seconds == 3.0
+    assert slow.repeats == 3 and slow.median_seconds == 3.0 and slow.min_seconds == 2.0
     assert fast.median_seconds == 1.0 and fast.items_per_second == 60.0
+    assert fast.best_items_per_second == 120.0
     assert comparison.baseline == "slow"  # the first variant by default
     assert comparison.ratio("fast") == pytest.approx(3.0)
     assert comparison.ratios() == pytest.approx({"slow": 1.0, "fast": 3.0})
@@ -322,19 +324,25 @@ def test_runs_table_reports_time_to_target_and_speed_up():
         perf.runs_table([])
 
 
-def test_train_for_budget_records_one_run_with_any_optimizer(tmp_path):
+@pytest.fixture
+def tiny_dataset(tmp_path):
     root = data.make_shapes(
-        tmp_path / "shapes", split_sizes={"train": 8, "val": 4}, image_size=32, seed=2
+        tmp_path / "tiny", split_sizes={"train": 8, "val": 4}, image_size=32, seed=2
     )
-    dataset = data.load_dataset(root)
-    config = training.TrainConfig(image_size=32, batch_size=4, epochs=2, base_filters=4)
+    return data.load_dataset(root)
+
+
+TINY = training.TrainConfig(image_size=32, batch_size=4, epochs=2, base_filters=4)
+
+
+def test_train_for_budget_records_one_run_with_any_optimizer(tiny_dataset):
     run = perf.train_for_budget(
-        dataset,
-        config,
+        tiny_dataset,
+        TINY,
         target=0.0,  # reached after the first epoch, whatever the model learned
         name="sgd",
         optimizer=keras.optimizers.SGD(0.01),
-        train_pairs=dataset.split("train")[:4],
+        train_pairs=tiny_dataset.split("train")[:4],
         per_class=True,
     )
     assert run.name == "sgd" and run.epochs == 2 and len(run.val_mean_iou) == 2
@@ -343,6 +351,25 @@ def test_train_for_budget_records_one_run_with_any_optimizer(tmp_path):
     assert run.images_per_second == pytest.approx(2 * 4 / run.train_seconds)
     assert run.iou_per_class is not None and len(run.iou_per_class) == 5
     assert run.best_val_mean_iou == max(run.val_mean_iou)
+
+
+def test_side_by_side_runs_give_the_same_results_as_runs_alone(tiny_dataset):
+    alone = perf.train_for_budget(tiny_dataset, TINY, target=2.0)  # a target never reached
+    together = perf.train_side_by_side(
+        tiny_dataset,
+        {
+            "three epochs, batch 2": perf.RunSpec(
+                dataclasses.replace(TINY, batch_size=2, epochs=3)
+            ),
+            "default": perf.RunSpec(TINY),
+        },
+        target=2.0,
+    )
+    assert list(together) == ["three epochs, batch 2", "default"]
+    assert together["default"].val_mean_iou == alone.val_mean_iou  # interleaving changes nothing
+    assert len(together["three epochs, batch 2"].val_mean_iou) == 3
+    assert together["default"].seconds_to_target is None
+    assert together["default"].epochs_to_target is None
 
 
 def test_fit_steps_runs_the_steps_and_needs_a_static_batch():
