@@ -4,8 +4,9 @@
 
 Prints the two tables of notebook 05: training speed on in-memory batches for batch sizes 8, 16,
 32 and 64 (milliseconds per step, images/s, ratio to the default batch size), then short runs
-of the shared recipe at each batch size (same learning rate and seed, ``--epochs`` epochs) with
-the training seconds until validation mean IoU first reaches ``--target``.
+of the shared recipe at each batch size (same learning rate and seed, ``--epochs`` epochs,
+interleaved an epoch at a time) with the training seconds until validation mean IoU first
+reaches ``--target``.
 """
 
 from __future__ import annotations
@@ -56,20 +57,16 @@ def main() -> None:
     print(f"\nTraining speed on in-memory batches ({args.epochs * 16} images per run)")
     print(perf.batch_size_table(speeds))
 
-    runs = [
-        perf.train_for_budget(
-            dataset,
-            dataclasses.replace(config, batch_size=size),
-            args.target,
-            name=f"batch {size}",
-        )
+    specs = {
+        f"batch {size}": perf.RunSpec(dataclasses.replace(config, batch_size=size))
         for size in BATCH_SIZES
-    ]
+    }
+    runs = perf.train_side_by_side(dataset, specs, args.target)  # an epoch each, in turn
     print(
         f"\nTime to validation mean IoU {args.target} ({args.epochs} epochs each, learning rate "
         f"{config.learning_rate}, loss {config.loss})"
     )
-    print(perf.runs_table(runs, baseline=f"batch {config.batch_size}"))
+    print(perf.runs_table(list(runs.values()), baseline=f"batch {config.batch_size}"))
 
 
 if __name__ == "__main__":
