@@ -469,18 +469,23 @@ def make_shapes(
         (staging / GENERATOR_MARKER).write_text(
             json.dumps(marker, indent=2) + "\n", encoding="utf-8"
         )
-        if root.exists():
-            shutil.rmtree(root)
-        try:
-            staging.rename(root)
-        except OSError:
-            if not (root / GENERATOR_MARKER).is_file():
-                raise
-            # another process finished the same dataset first: keep theirs
+        publish(staging, root, replace=root.exists())
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return root
+
+
+def publish(staging: Path, root: Path, replace: bool) -> None:
+    """Move a finished dataset from ``staging`` to ``root`` in one rename (``replace``: delete
+    an existing ``root`` first). If another process published ``root`` meanwhile, keep theirs."""
+    if replace and root.exists():
+        shutil.rmtree(root)
+    try:
+        staging.rename(root)
+    except OSError:
+        if not (root / GENERATOR_MARKER).is_file():
+            raise
 
 
 def _textured_background(rng: np.random.Generator, size: int, cells: int = 1) -> np.ndarray:

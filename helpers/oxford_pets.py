@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 
 from helpers import DATA_DIR
-from helpers.data import GENERATOR_MARKER, Classes, DatasetError
+from helpers.data import GENERATOR_MARKER, Classes, DatasetError, publish
 
 OXFORD_PETS_URL = "https://thor.robots.ox.ac.uk/~vgg/data/pets/"
 
@@ -122,14 +122,7 @@ def download_oxford_pets(
             **report,
         }
         (staging / GENERATOR_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-        if overwrite and root.exists():
-            shutil.rmtree(root)
-        try:
-            staging.rename(root)
-        except OSError:
-            if not (root / GENERATOR_MARKER).is_file():
-                raise
-            # another process finished the same dataset first: keep theirs
+        publish(staging, root, replace=overwrite)
     finally:
         if staging.exists():
             shutil.rmtree(staging)

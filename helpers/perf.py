@@ -31,8 +31,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from helpers import losses, metrics, models, pipeline, runtime, training
-from helpers.data import Classes, Dataset, Pair, class_pixel_counts
+from helpers import metrics, models, pipeline, runtime, training
+from helpers.data import Classes, Dataset, Pair
 
 Clock = Callable[[], float]
 
@@ -738,20 +738,7 @@ def _start_run(dataset: Dataset, spec: RunSpec, target: float) -> _Run:
     )
     optimizer = spec.optimizer or keras.optimizers.Adam(config.learning_rate)
     compile_with_optimizer(model, classes, optimizer, config.loss)
-    weights = None
-    if config.class_weight_power:
-        counts = class_pixel_counts(pairs, classes.num_classes)
-        weights = losses.class_weights_from_counts(counts, config.class_weight_power)
-    train_batches = pipeline.make_pipeline(
-        pairs,
-        config.image_size,
-        config.batch_size,
-        augment=config.augment,
-        shuffle=True,
-        seed=config.seed,
-        class_weights=weights,
-    )
-    val_batches = pipeline.make_pipeline(dataset.split("val"), config.image_size, config.batch_size)
+    train_batches, val_batches = training.recipe_batches(dataset, config, pairs)
     timer = training.TimeToTarget(target)
     return _Run(spec, model, len(pairs), train_batches, val_batches, timer)
 

@@ -200,6 +200,27 @@ def completed_epochs(run_dir: Path) -> int:
         return sum(1 for _ in csv.DictReader(file))
 
 
+def recipe_batches(dataset: Dataset, config: TrainConfig, train_pairs: list | None = None) -> tuple:
+    """The recipe's training batches (augmented, shuffled, class-weighted if configured) and
+    validation batches. ``train_pairs`` defaults to the dataset's train split."""
+    train_pairs = dataset.split("train") if train_pairs is None else train_pairs
+    weights = None
+    if config.class_weight_power:
+        counts = class_pixel_counts(train_pairs, dataset.classes.num_classes)
+        weights = losses.class_weights_from_counts(counts, config.class_weight_power)
+    train_batches = pipeline.make_pipeline(
+        train_pairs,
+        config.image_size,
+        config.batch_size,
+        augment=config.augment,
+        shuffle=True,
+        seed=config.seed,
+        class_weights=weights,
+    )
+    val_batches = pipeline.make_pipeline(dataset.split("val"), config.image_size, config.batch_size)
+    return train_batches, val_batches
+
+
 def train(
     dataset: Dataset,
     config: TrainConfig,
@@ -242,21 +263,7 @@ def train(
         compile_for_segmentation(
             model, classes.num_classes, classes.ignore_index, config.learning_rate, config.loss
         )
-    train_pairs = dataset.split("train")
-    weights = None
-    if config.class_weight_power:
-        counts = class_pixel_counts(train_pairs, classes.num_classes)
-        weights = losses.class_weights_from_counts(counts, config.class_weight_power)
-    train_batches = pipeline.make_pipeline(
-        train_pairs,
-        config.image_size,
-        config.batch_size,
-        augment=config.augment,
-        shuffle=True,
-        seed=config.seed,
-        class_weights=weights,
-    )
-    val_batches = pipeline.make_pipeline(dataset.split("val"), config.image_size, config.batch_size)
+    train_batches, val_batches = recipe_batches(dataset, config)
     history = model.fit(
         train_batches,
         validation_data=val_batches,
