@@ -63,6 +63,7 @@ def make_pipeline(
     batch_size: int = 16,
     *,
     augment: bool = False,
+    max_zoom: float = 0.25,
     cache: bool = True,
     shuffle: bool = False,
     seed: int = 0,
@@ -73,9 +74,10 @@ def make_pipeline(
 
     ``split`` is a list of pairs from ``Dataset.split(...)``. Decoding runs in parallel;
     ``cache`` keeps decoded, resized pairs in memory (before augmentation); ``shuffle`` and
-    ``augment`` are seeded by ``seed``. With ``class_weights`` (one per class) each element
-    gains a third tensor, the per-pixel sample weight ``class_weights[mask]`` (0 on pixels whose
-    label is not a class, such as ``ignore_index``), which Keras' ``fit`` applies to the loss.
+    ``augment`` (flips, lighting and, up to ``max_zoom``, zoom-crops) are seeded by ``seed``.
+    With ``class_weights`` (one per class) each element gains a third tensor, the per-pixel
+    sample weight ``class_weights[mask]`` (0 on pixels whose label is not a class, such as
+    ``ignore_index``), which Keras' ``fit`` applies to the loss.
     """
     if not split:
         raise ValueError("make_pipeline got an empty split: there is nothing to load.")
@@ -93,7 +95,8 @@ def make_pipeline(
     if augment:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            lambda pair, pair_seed: augment_pair(*pair, pair_seed), num_parallel_calls=AUTOTUNE
+            lambda pair, pair_seed: augment_pair(*pair, pair_seed, max_zoom),
+            num_parallel_calls=AUTOTUNE,
         )
     if class_weights is not None:
         lookup = tf.concat([tf.constant(class_weights, tf.float32), tf.zeros([256])], axis=0)

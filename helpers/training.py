@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,9 +30,13 @@ class TrainConfig:
     """Everything that decides a training run; the defaults are the CPU configuration."""
 
     image_size: int = 64
-    batch_size: int = 16
+    batch_size: int = 8  # on 2 cores, 8 reached a higher mean IoU in the same time than 16
     epochs: int = 60
     learning_rate: float = 3e-3
+    # The learning rate stays at its peak, then falls linearly to ~0 over this last share of
+    # the epochs (0: constant). The small late steps settle the edges; with a constant rate,
+    # validation mean IoU still swung by up to 0.05 between the last epochs.
+    decay_fraction: float = 0.4
     base_filters: int = 8
     mixed_precision: bool = False
     patience: int = 15
@@ -39,7 +44,11 @@ class TrainConfig:
     # cross-entropy; see notebook 06. Class weights (helpers.losses) need plain cross-entropy.
     loss: str = "cross_entropy_dice"  # or "cross_entropy", "dice", "focal", ... (notebook 06)
     class_weight_power: float = 0.0  # > 0 (with loss="cross_entropy"): per-pixel class weights
-    augment: bool = True
+    augment: bool = True  # random flips, brightness and contrast (helpers.pipeline)
+    # Random zoom-crops too (0.25: crops of 75-100% of the side). Off by default: at 64x64 the
+    # re-resized masks shift edges by a pixel, and within two minutes that costs more than the
+    # extra variety gives (measured: about -0.02 best validation mean IoU).
+    max_zoom: float = 0.0
     seed: int = 42
 
 
@@ -68,6 +77,41 @@ def resolve_config(require_gpu: bool = False, **overrides: object) -> TrainConfi
     return dataclasses.replace(config, **overrides)
 
 
+@keras.saving.register_keras_serializable(package="helpers")
+class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """``peak`` learning rate, then a straight line down to ``floor`` over the last
+    ``decay_fraction`` of ``total_steps``: big steps while the model is far from a solution,
+    small ones at the end to settle the detail (edges, small objects)."""
+
+    def __init__(
+        self, peak: float, total_steps: int, decay_fraction: float = 0.4, floor: float = 1e-5
+    ) -> None:
+        self.peak, self.total_steps = peak, total_steps
+        self.decay_fraction, self.floor = decay_fraction, floor
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        decay_steps = max(self.total_steps * self.decay_fraction, 1.0)
+        progress = keras.ops.clip((step - (self.total_steps - decay_steps)) / decay_steps, 0, 1)
+        return self.floor + (self.peak - self.floor) * (1.0 - progress)
+
+    def get_config(self) -> dict:
+        return {
+            "peak": self.peak,
+            "total_steps": self.total_steps,
+            "decay_fraction": self.decay_fraction,
+            "floor": self.floor,
+        }
+
+
+def learning_rate_for(config: TrainConfig, train_size: int) -> float | ConstantThenLinearDecay:
+    """The recipe's learning rate: constant, or :class:`ConstantThenLinearDecay` over the run."""
+    if not config.decay_fraction:
+        return config.learning_rate
+    total_steps = config.epochs * math.ceil(train_size / config.batch_size)
+    return ConstantThenLinearDecay(config.learning_rate, total_steps, config.decay_fraction)
+
+
 def set_precision(config: TrainConfig) -> str:
     """Set Keras' global dtype policy from the configuration and return its name."""
     policy = "mixed_float16" if config.mixed_precision else "float32"
@@ -79,7 +123,7 @@ def compile_for_segmentation(
     model: keras.Model,
     num_classes: int,
     ignore_index: int | None,
-    learning_rate: float,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
     loss: str = "cross_entropy",
 ) -> keras.Model:
     """Adam, per-pixel cross-entropy on logits (plus Dice with ``loss="cross_entropy_dice"``)
@@ -213,6 +257,7 @@ def recipe_batches(dataset: Dataset, config: TrainConfig, train_pairs: list | No
         config.image_size,
         config.batch_size,
         augment=config.augment,
+        max_zoom=config.max_zoom,
         shuffle=True,
         seed=config.seed,
         class_weights=weights,
@@ -260,8 +305,9 @@ def train(
         if run_dir.exists():  # a fresh run starts fresh logs
             for stale in ("history.csv", "checkpoint.keras"):
                 (run_dir / stale).unlink(missing_ok=True)
+        learning_rate = learning_rate_for(config, len(dataset.split("train")))
         compile_for_segmentation(
-            model, classes.num_classes, classes.ignore_index, config.learning_rate, config.loss
+            model, classes.num_classes, classes.ignore_index, learning_rate, config.loss
         )
     train_batches, val_batches = recipe_batches(dataset, config)
     history = model.fit(

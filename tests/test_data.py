@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -365,6 +366,36 @@ def test_load_dataset_generates_shapes_on_first_use(tmp_path, monkeypatch):
     assert len(dataset.split("train", verify="full")) == 2
     data.load_dataset("shapes")
     assert len(created) == 1, "an existing dataset is reused, not regenerated"
+
+
+def test_load_dataset_regenerates_shapes_from_an_older_generator_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    original = data.make_shapes
+    monkeypatch.setattr(
+        data,
+        "make_shapes",
+        lambda root, overwrite=False: original(
+            root, split_sizes={"train": 2, "val": 1, "test": 1}, image_size=16, overwrite=overwrite
+        ),
+    )
+    root = data.load_dataset("shapes").root
+    marker = root / data.GENERATOR_MARKER
+    made = json.loads(marker.read_text())
+    assert made["version"] == data.SHAPES_VERSION
+    marker.write_text(json.dumps({**made, "version": data.SHAPES_VERSION - 1}))
+    stale = root / "train" / "images" / "stale.txt"
+    stale.write_text("from the old generator")
+    data.load_dataset("shapes")
+    assert json.loads(marker.read_text())["version"] == data.SHAPES_VERSION
+    assert not stale.exists(), "the outdated copy was replaced"
+
+    readers = tmp_path / "readers" / "shapes"  # a folder make_shapes did not write: kept
+    shutil.copytree(root, readers)
+    (readers / data.GENERATOR_MARKER).unlink()
+    (readers / "train" / "images" / "mine.txt").write_text("keep me")
+    monkeypatch.setattr(data, "DATA_DIR", readers.parent)
+    assert data.load_dataset("shapes").root == readers
+    assert (readers / "train" / "images" / "mine.txt").read_text() == "keep me"
 
 
 def test_large_scenes_keep_object_sizes_and_class_balance():

@@ -204,3 +204,31 @@ def test_recipe_rejects_unknown_losses_and_weights_with_dice(tiny_shapes):
         training.train(tiny_shapes, training.TrainConfig(class_weight_power=0.5))
     with pytest.raises(ValueError, match="loss must be one of"):
         training.compile_for_segmentation(models.unet(3, 16, depth=1), 3, None, 1e-3, "hinge")
+
+
+def test_learning_rate_stays_at_its_peak_then_falls_linearly_to_the_floor():
+    schedule = training.ConstantThenLinearDecay(peak=1e-2, total_steps=100, decay_fraction=0.4)
+    rates = [float(schedule(step)) for step in (0, 30, 60, 80, 100, 150)]
+    assert rates[:3] == pytest.approx([1e-2, 1e-2, 1e-2])
+    assert rates[3] == pytest.approx(1e-5 + (1e-2 - 1e-5) / 2)  # halfway down the last 40 %
+    assert rates[4] == rates[5] == pytest.approx(1e-5)
+    again = training.ConstantThenLinearDecay.from_config(schedule.get_config())
+    assert float(again(80)) == pytest.approx(rates[3])
+
+
+def test_learning_rate_for_the_recipe():
+    constant = training.TrainConfig(decay_fraction=0.0)
+    assert training.learning_rate_for(constant, train_size=480) == constant.learning_rate
+    schedule = training.learning_rate_for(training.TrainConfig(batch_size=8, epochs=60), 481)
+    assert schedule.total_steps == 60 * 61  # the last, partial batch is a step too
+
+
+def test_a_model_with_the_schedule_saves_and_loads_in_safe_mode(tmp_path):
+    model = models.unet(3, 16, depth=1, base_filters=4)
+    schedule = training.ConstantThenLinearDecay(1e-2, total_steps=10)
+    training.compile_for_segmentation(model, 3, 255, schedule)
+    model.fit(np.zeros((2, 16, 16, 3), np.float32), np.zeros((2, 16, 16)), verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert isinstance(loaded.optimizer._learning_rate, training.ConstantThenLinearDecay)
+    assert int(loaded.optimizer.iterations) == 1

@@ -41,6 +41,16 @@ def test_unaugmented_pipeline_matches_the_files(shapes_pairs):
     assert np.allclose(images[0].numpy(), original_image, atol=1e-6)
 
 
+def test_without_zoom_the_augmentation_only_mirrors_the_geometry(shapes_pairs):
+    originals = [np.asarray(Image.open(pair.mask)) for pair in shapes_pairs]
+    batches = pipeline.make_pipeline(shapes_pairs, 40, 12, augment=True, max_zoom=0.0, seed=3)
+    mirrored = 0
+    for original, mask in zip(originals, next(iter(batches))[1].numpy(), strict=True):
+        assert np.array_equal(mask, original) or np.array_equal(mask, original[:, ::-1])
+        mirrored += not np.array_equal(mask, original)
+    assert 0 < mirrored < len(originals), "about half the pairs are flipped"
+
+
 def test_grayscale_and_rgba_images_become_rgb(tmp_path):
     from tests.conftest import CLASSES_JSON, write_pair
 
