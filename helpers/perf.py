@@ -727,8 +727,7 @@ class _Run:
 
 def _start_run(dataset: Dataset, spec: RunSpec, target: float) -> _Run:
     config = spec.config
-    if config.loss != "cross_entropy" and config.class_weight_power:
-        raise ValueError("class weights apply to plain cross-entropy only (loss='cross_entropy')")
+    training.check_config(config)
     classes = dataset.classes
     runtime.seed_everything(config.seed)  # the same initial weights for every run of a seed
     training.set_precision(config)

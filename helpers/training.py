@@ -112,6 +112,15 @@ def learning_rate_for(config: TrainConfig, train_size: int) -> float | ConstantT
     return ConstantThenLinearDecay(config.learning_rate, total_steps, config.decay_fraction)
 
 
+def check_config(config: TrainConfig) -> None:
+    """Refuse a configuration the recipe cannot train (before any data is read)."""
+    if config.loss != "cross_entropy" and config.class_weight_power:
+        raise ValueError(
+            "Per-pixel class weights apply to plain cross-entropy only (loss='cross_entropy'): "
+            "set class_weight_power=0 with another loss."
+        )
+
+
 def set_precision(config: TrainConfig) -> str:
     """Set Keras' global dtype policy from the configuration and return its name."""
     policy = "mixed_float16" if config.mixed_precision else "float32"
@@ -282,11 +291,7 @@ def train(
     ``resume=True`` and a checkpoint there, training continues from it (weights, optimizer
     state, epoch count) instead of starting over. Returns the model and its history.
     """
-    if config.loss != "cross_entropy" and config.class_weight_power:
-        raise ValueError(
-            "Per-pixel class weights apply to plain cross-entropy only: set "
-            "class_weight_power=0 with another loss."
-        )
+    check_config(config)
     runtime.seed_everything(config.seed)
     set_precision(config)
     classes = dataset.classes
@@ -296,6 +301,7 @@ def train(
         )
     run_dir = run_dir or ARTIFACTS_DIR / model.name
     checkpoint = run_dir / "checkpoint.keras"
+    train_pairs = dataset.split("train")  # checks every file's header: once per run
     initial_epoch = 0
     if resume and checkpoint.is_file():
         model = keras.models.load_model(checkpoint)
@@ -305,11 +311,11 @@ def train(
         if run_dir.exists():  # a fresh run starts fresh logs
             for stale in ("history.csv", "checkpoint.keras"):
                 (run_dir / stale).unlink(missing_ok=True)
-        learning_rate = learning_rate_for(config, len(dataset.split("train")))
+        learning_rate = learning_rate_for(config, len(train_pairs))
         compile_for_segmentation(
             model, classes.num_classes, classes.ignore_index, learning_rate, config.loss
         )
-    train_batches, val_batches = recipe_batches(dataset, config)
+    train_batches, val_batches = recipe_batches(dataset, config, train_pairs)
     history = model.fit(
         train_batches,
         validation_data=val_batches,
