@@ -27,10 +27,45 @@ def test_batches_have_the_contracted_shapes_and_ranges(shapes_pairs):
     assert sum(int(b[0].shape[0]) for b in batches) == 12
 
 
-def test_masks_are_resized_with_nearest_neighbour(shapes_pairs):
+def test_resized_masks_hold_only_labels_of_the_source(shapes_pairs):
     for _, masks in pipeline.make_pipeline(shapes_pairs, (24, 30), batch_size=4, augment=True):
         assert masks.shape[1:] == (24, 30)
         assert set(np.unique(masks.numpy())) <= set(range(5)), "no invented labels"
+    mask = np.random.default_rng(0).choice([0, 3, 255], size=(17, 23)).astype(np.uint8)
+    for size in ((8, 8), (17, 23), (40, 31)):
+        resized = pipeline.resize_mask(tf.constant(mask), size).numpy()
+        assert resized.shape == size and resized.dtype == np.int32
+        assert set(np.unique(resized)) <= {0, 3, 255}
+
+
+def test_mask_resize_takes_the_majority_label_of_each_block():
+    rng = np.random.default_rng(2)
+    majority = rng.integers(0, 5, size=(8, 8))
+    mask = np.kron(majority, np.ones((2, 2), int))  # 2x2 blocks of one label...
+    rows, cols = np.arange(8) * 2 + rng.integers(0, 2, 8), np.arange(8) * 2 + rng.integers(0, 2, 8)
+    mask[rows[:, None], cols[None, :]] = 9  # ...with one pixel of each block changed: 3 vs 1
+    resized = pipeline.resize_mask(tf.constant(mask), (8, 8)).numpy()
+    np.testing.assert_array_equal(resized, majority)
+
+
+def test_mask_resize_is_centred_where_nearest_is_not():
+    # A mask and its mirror image must resize to mirror images; nearest-neighbour
+    # downsampling by 2 samples pixel 2i + 1, so it shifts the mask and fails this.
+    mask = np.random.default_rng(3).integers(0, 3, size=(32, 32)).astype(np.int32)
+    mirrored = mask[:, ::-1].copy()
+    resize = lambda m: pipeline.resize_mask(tf.constant(m), (16, 16)).numpy()  # noqa: E731
+    np.testing.assert_array_equal(resize(mirrored), resize(mask)[:, ::-1])
+    nearest = lambda m: tf.image.resize(m[..., None], (16, 16), "nearest")[..., 0].numpy()  # noqa: E731
+    assert not np.array_equal(nearest(mirrored), nearest(mask)[:, ::-1])
+
+
+def test_mask_resize_breaks_ties_the_same_way_every_time():
+    # A straight edge through the middle of each 2x2 block is a 2:2 tie in every block, and
+    # the wider footprint ties too: the lower label wins, on both sides of the object.
+    mask = np.zeros((8, 12), np.int32)
+    mask[:, 3:7] = 4  # columns 3..6: the blocks (2, 3) and (6, 7) are split in half
+    resized = pipeline.resize_mask(tf.constant(mask), (4, 6)).numpy()
+    np.testing.assert_array_equal(resized, np.tile([0, 0, 4, 0, 0, 0], (4, 1)))
 
 
 def test_unaugmented_pipeline_matches_the_files(shapes_pairs):
