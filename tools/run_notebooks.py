@@ -3,35 +3,114 @@
 python tools/run_notebooks.py --output-dir build   # executed copies + HTML under build/
 python tools/run_notebooks.py --in-place           # refresh the committed outputs
 python tools/run_notebooks.py --in-place notebooks/01_preprocessing.ipynb
+
+Prints each code cell as it starts, so a long run shows where it is. A notebook that fails is
+reported (notebook, cell, error in plain text) and kept with its outputs up to the failing cell
+(never over a committed notebook); the remaining notebooks still run, and the exit status says
+that something failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
+ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def execute(path: Path) -> nbformat.NotebookNode:
-    """Run one notebook in a fresh kernel, with the notebook's folder as working directory."""
+def plain(text: str) -> str:
+    """``text`` without the terminal colour codes that IPython puts in tracebacks."""
+    return ANSI_ESCAPES.sub("", text)
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    path = path.resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def first_line(source: str) -> str:
+    """The first non-empty line of a cell, shortened for a progress line."""
+    line = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    return line if len(line) <= 70 else line[:67] + "..."
+
+
+def execute(path: Path) -> tuple[nbformat.NotebookNode, str | None]:
+    """Run one notebook in a fresh kernel, with the notebook's folder as working directory.
+
+    Returns the notebook (executed up to the first failing cell) and, if a cell failed, a
+    plain-text report of the failure.
+    """
     notebook = nbformat.read(path, as_version=4)
+    code_indices = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    start = time.perf_counter()
+
+    def on_cell_start(cell: nbformat.NotebookNode, cell_index: int, **_: object) -> None:
+        if cell.cell_type != "code":
+            return
+        number = code_indices.index(cell_index) + 1
+        elapsed = time.perf_counter() - start
+        print(
+            f"    [{elapsed:5.0f} s] cell {number}/{len(code_indices)}: {first_line(cell.source)}",
+            flush=True,
+        )
+
     client = NotebookClient(
         notebook,
         timeout=1800,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
+        on_cell_start=on_cell_start,
     )
-    client.execute()
-    return notebook
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        return notebook, failure_report(path, notebook, error)
+    return notebook, None
+
+
+def failure_report(path: Path, notebook: nbformat.NotebookNode, error: CellExecutionError) -> str:
+    """Which notebook and cell failed, with what error, in plain text."""
+    failed = next(
+        (
+            (index, cell)
+            for index, cell in enumerate(notebook.cells)
+            if any(output.get("output_type") == "error" for output in cell.get("outputs", []))
+        ),
+        (None, None),
+    )
+    index, cell = failed
+    lines = [f"FAILED: {path.name}"]
+    if cell is not None:
+        lines.append(f"  cell {index} (counting markdown cells from 0): {first_line(cell.source)}")
+    lines.append(f"  {error.ename}: {plain(error.evalue)}")
+    trace = [line for line in plain(error.traceback).splitlines() if line.strip()]
+    lines += ["  " + line for line in trace[-12:]]
+    return "\n".join(lines)
+
+
+def write(notebook: nbformat.NotebookNode, path: Path, args: argparse.Namespace) -> list[Path]:
+    """Save the executed notebook (in place, or as a copy + HTML under ``--output-dir``)."""
+    if args.in_place:
+        nbformat.write(notebook, path)
+        return [path]
+    executed = args.output_dir / path.name
+    nbformat.write(notebook, executed)
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    rendered = executed.with_suffix(".html")
+    rendered.write_text(html, encoding="utf-8")
+    return [executed, rendered]
 
 
 def main() -> int:
@@ -45,26 +124,28 @@ def main() -> int:
     paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     if args.output_dir:
         args.output_dir.mkdir(parents=True, exist_ok=True)
+    failures = []
     total_start = time.perf_counter()
     for path in paths:
-        print(f"==> executing {path.relative_to(REPO_ROOT)} ...", flush=True)
+        print(f"==> executing {shown(path)} ...", flush=True)
         start = time.perf_counter()
-        notebook = execute(path)
-        if args.in_place:
-            nbformat.write(notebook, path)
-            written = [path]
-        else:
-            executed = args.output_dir / path.name
-            nbformat.write(notebook, executed)
-            html, _ = HTMLExporter().from_notebook_node(notebook)
-            rendered = executed.with_suffix(".html")
-            rendered.write_text(html, encoding="utf-8")
-            written = [executed, rendered]
-        shown = ", ".join(str(p.resolve().relative_to(REPO_ROOT)) for p in written)
-        print(f"    done in {time.perf_counter() - start:.0f} s -> {shown}", flush=True)
+        notebook, failure = execute(path)
+        if failure:
+            failures.append(failure)
+            print(failure, flush=True)
+            if args.in_place:
+                print("    not written: the committed notebook keeps its outputs", flush=True)
+                continue
+        written = write(notebook, path, args)
+        where = ", ".join(shown(p) for p in written)
+        print(f"    done in {time.perf_counter() - start:.0f} s -> {where}", flush=True)
     where = "notebooks/ (in place)" if args.in_place else f"{args.output_dir}/"
     elapsed = time.perf_counter() - total_start
     print(f"==> {len(paths)} notebook(s) executed in {elapsed:.0f} s; results in {where}")
+    if failures:
+        print(f"==> {len(failures)} notebook(s) failed:")
+        print("\n".join(failures))
+        return 1
     return 0
 
 
