@@ -8,6 +8,8 @@ Introduced in notebook 01. Every dataset, generated, downloaded or the reader's 
     <root>/<split>/masks/<stem>.png          one channel, uint8 class ids 0..C-1 or ignore_index
 
 A folder with only ``images/`` and ``masks/`` (no splits) is split deterministically.
+Every pair is verified fully (decoded) before it is used; the verdict on a valid dataset is
+cached per file state under ``data/.verified/``, so the next run starts at once.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
+import time
+import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +35,19 @@ from helpers import DATA_DIR
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Masks must be PNG; the other suffixes are looked for only to refuse them with a reason.
+MASK_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff", ".bmp", ".gif")
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # what tf.io.decode_image reads
 # Fractions of a split-less folder that go to train and val; the rest is test.
 DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1)
+MIN_EVAL_PAIRS = 3  # a val or test split with fewer pairs measures nothing: a note says so
 GENERATOR_MARKER = "GENERATED.json"
+VERIFIER_VERSION = 1  # bump when the checks change: cached verdicts are then redone
+# A file modified this recently may change again within the file system's timestamp
+# resolution without a new mtime: such a dataset state is verified but not cached.
+RACY_SECONDS = 2.0
+MAX_LISTED = 10  # problems shown in full in one error; the rest are named
+EXIF_ORIENTATION = 0x0112
 
 
 def __getattr__(name: str) -> object:
@@ -79,61 +95,85 @@ class Pair:
 
 @dataclass
 class Dataset:
-    """A dataset folder that follows the layout contract. Use :func:`load_dataset`."""
+    """A dataset folder that follows the layout contract. Use :func:`load_dataset`.
+
+    ``split_fractions`` (train, val; the rest is test) apply to a folder without splits.
+    """
 
     root: Path
     classes: Classes
     notes: list[str] = field(default_factory=list)
+    split_fractions: tuple[float, float] = DEFAULT_SPLIT_FRACTIONS
+    _verified_state: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
         return self.root.name
 
-    def split(self, name: str, verify: str = "header") -> list[Pair]:
+    def split(self, name: str, verify: str = "full") -> list[Pair]:
         """Sorted image/mask pairs of split ``name`` ("train", "val" or "test").
 
-        ``verify="header"`` checks pairing, formats, modes and sizes from the file headers
-        (fast). ``verify="full"`` also decodes every file, catching truncated data and mask
-        values outside ``0..C-1`` (other than ``ignore_index``).
+        ``verify="full"`` (the default) decodes every file of every split once per dataset
+        state: pairing, formats, modes, sizes, EXIF orientation, truncated data and mask
+        values; the verdict is cached. ``verify="header"`` reads only the file headers.
+        All problems are reported together in one :class:`DatasetError`.
         """
         if name not in SPLITS:
             raise DatasetError(f"Unknown split {name!r}: use one of {', '.join(SPLITS)}.")
         if verify not in ("header", "full"):
             raise ValueError(f"verify must be 'header' or 'full', not {verify!r}")
-        if (self.root / name).is_dir():
-            pairs = _pairs_in(self.root / name)
-        elif (self.root / "images").is_dir():
-            pairs = _deterministic_split(_pairs_in(self.root), name)
-        else:
+        splits = self._verified_splits(decode=verify == "full")
+        if name not in splits:
             raise DatasetError(
                 f"{self.root} has no {name}/ folder and no images/ + masks/ folders. "
                 f"Fix: arrange the files as {self.root}/{name}/images and {self.root}/{name}/masks."
             )
-        if not pairs:
+        if not splits[name]:
             raise DatasetError(
                 f"Split {name!r} of {self.root} is empty: no image/mask pairs found. "
                 "Fix: add files, or use a folder without splits so they are assigned for you."
             )
-        for pair in pairs:
-            note = check_pair(pair, self.classes, decode=verify == "full")
-            if note and note not in self.notes:
+        return list(splits[name])
+
+    def _verified_splits(self, decode: bool) -> dict[str, list[Pair]]:
+        """Every split's pairs, verified (from the cache when this state passed before)."""
+        problems: list[tuple[str, str]] = []
+        splits = _list_splits(self.root, self.split_fractions, problems)
+        if problems:
+            _refuse(self.root, problems)
+        state, newest = _state(self.root, self.classes, self.split_fractions, splits)
+        if state is not None and state == self._verified_state:
+            return splits
+        cached = _cached_notes(self.root, state)
+        notes = _verify_pairs(self.root, self.classes, splits, decode) if cached is None else cached
+        if cached is None and decode:
+            _save_verdict(self.root, state, newest, notes)
+        if cached is not None or decode:
+            self._verified_state = state
+        for note in notes:
+            if note not in self.notes:
                 self.notes.append(note)
-        return pairs
+                print(f"Note: {note}")
+        return splits
 
 
 def read_classes(root: Path) -> Classes:
-    """Read and validate ``root/classes.json``."""
+    """Read and validate ``root/classes.json`` (a UTF-8 byte-order mark is allowed)."""
     path = root / "classes.json"
     example = '{"names": ["background", "cat"], "colors": [[0, 0, 0], [255, 0, 0]]}'
     if not path.is_file():
         raise DatasetError(f"{path} is missing. Fix: create it, for example {example}")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path} is not UTF-8 text ({error}). Fix: save it as UTF-8.") from None
     except json.JSONDecodeError as error:
         raise DatasetError(f"{path} is not valid JSON ({error}). Fix: see {example}") from None
     names = document.get("names") if isinstance(document, dict) else None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise DatasetError(f"{path} needs a non-empty list of class names under 'names'.")
+    if len(names) > 255:
+        raise DatasetError(f"{path}: at most 255 classes fit in a uint8 mask.")
     colors = document.get("colors")
     if (
         not isinstance(colors, list)
@@ -156,16 +196,37 @@ def read_classes(root: Path) -> Classes:
         raise DatasetError(
             f"{path}: ignore_index must be an integer from {len(names)} to 255, or absent."
         )
-    if len(names) > 255:
-        raise DatasetError(f"{path}: at most 255 classes fit in a uint8 mask.")
+    _check_class_table(path, names, colors)
     return Classes(tuple(names), tuple(tuple(c) for c in colors), ignore_index)
 
 
-def load_dataset(name_or_path: str | os.PathLike[str] = "shapes") -> Dataset:
+def _check_class_table(path: Path, names: list[str], colors: list[list[int]]) -> None:
+    """Refuse a single class and repeated names or colours (each would mislead silently)."""
+    if len(names) < 2:
+        raise DatasetError(
+            f"{path} defines one class ({names[0]!r}); segmentation needs at least two (for "
+            "example background and object). Fix: add the background class as class 0."
+        )
+    for kind, values in (("name", names), ("colour", [tuple(c) for c in colors])):
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise DatasetError(
+                f"{path} repeats the class {kind}(s) {', '.join(repeated)}: classes must be "
+                f"told apart in tables and pictures. Fix: give each class its own {kind}."
+            )
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike[str] = "shapes",
+    *,
+    split_fractions: tuple[float, float] | None = None,
+) -> Dataset:
     """Open a dataset by name (a folder under ``data/``) or by path.
 
     ``"shapes"`` is generated on first use (see :func:`make_shapes`), ``"oxford_pets"`` is
     downloaded and converted on first use (see :func:`download_oxford_pets`).
+    ``split_fractions=(train, val)`` (the rest is test; default (0.8, 0.1)) choose how a
+    folder without splits is divided.
     """
     root = Path(name_or_path)
     if not root.is_absolute() and not root.exists():
@@ -182,14 +243,35 @@ def load_dataset(name_or_path: str | os.PathLike[str] = "shapes") -> Dataset:
         oxford_pets.download_oxford_pets(root)
     if not root.is_dir():
         available = (
-            sorted(p.name for p in DATA_DIR.iterdir() if p.is_dir()) if DATA_DIR.is_dir() else []
+            sorted(p.name for p in DATA_DIR.iterdir() if p.is_dir() and p.name[0] != ".")
+            if DATA_DIR.is_dir()
+            else []
         )
         raise DatasetError(
             f"Dataset {str(name_or_path)!r} not found (looked for the folder {root}). "
             f"Fix: pass 'shapes', a name under {DATA_DIR} (present: {available or 'none'}), "
             "or the path of a folder in the dataset layout."
         )
-    return Dataset(root=root, classes=read_classes(root))
+    dataset = Dataset(root=root, classes=read_classes(root))
+    if split_fractions is not None:
+        dataset.split_fractions = _checked_fractions(root, split_fractions)
+    return dataset
+
+
+def _checked_fractions(root: Path, fractions: tuple[float, float]) -> tuple[float, float]:
+    """Validate ``split_fractions`` for ``root``: only a folder without splits is divided."""
+    if _split_folders(root):
+        raise DatasetError(
+            f"{root} has its own train/val/test folders, so split_fractions does not apply. "
+            "Fix: move pairs between the split folders, or drop split_fractions."
+        )
+    train, val = (float(f) for f in fractions)
+    if not (train > 0 and val >= 0 and train + val <= 1):
+        raise DatasetError(
+            f"split_fractions={tuple(fractions)} must be (train, val) with train > 0, val >= 0 "
+            "and train + val <= 1 (the rest is test), for example (0.7, 0.15)."
+        )
+    return train, val
 
 
 def _outdated_shapes(root: Path) -> bool:
@@ -206,43 +288,258 @@ def _outdated_shapes(root: Path) -> bool:
     )
 
 
-def _files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+# --- listing: which files pair up, and in which split ------------------------------------------
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    """The split folders of ``root``; refuses split folders beside top-level images/ or masks/."""
+    folders = {name: root / name for name in SPLITS if (root / name).is_dir()}
+    flat = [name + "/" for name in ("images", "masks") if (root / name).is_dir()]
+    if folders and flat:
+        raise DatasetError(
+            f"{root} holds both split folders ({', '.join(n + '/' for n in folders)}) and "
+            f"top-level {' + '.join(flat)}: the two layouts cannot be mixed. A dataset is either "
+            "<root>/<split>/images + masks (you chose the splits) or <root>/images + masks (the "
+            "loader splits them). Fix: move the top-level files into the split folders, or "
+            "the split folders' files to the top level."
+        )
+    return folders
+
+
+def _list_splits(
+    root: Path, fractions: tuple[float, float], problems: list[tuple[str, str]]
+) -> dict[str, list[Pair]]:
+    """Pairs of each split present in ``root`` (listing problems are appended to ``problems``)."""
+    folders = _split_folders(root)
+    if folders:
+        return {name: _pairs_in(folder, problems) for name, folder in folders.items()}
+    if (root / "images").is_dir() or (root / "masks").is_dir():
+        return _deterministic_split(_pairs_in(root, problems), fractions)
+    return {}
+
+
+def _files_by_stem(
+    folder: Path, suffixes: tuple[str, ...], problems: list[tuple[str, str]]
+) -> dict[str, Path]:
     if not folder.is_dir():
-        raise DatasetError(f"{folder} is missing. Fix: put the files of this split there.")
-    return {
-        path.stem: path
-        for path in sorted(folder.iterdir())
-        if path.is_file() and path.suffix.lower() in suffixes and not path.name.startswith(".")
-    }
+        problems.append(
+            (str(folder), f"{folder} is missing. Fix: put the files of this split there.")
+        )
+        return {}
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in suffixes or not path.is_file():
+            continue
+        try:
+            path.name.encode("utf-8")
+        except UnicodeEncodeError:
+            problems.append((str(path), _bad_name_message(folder, path)))
+            continue
+        found.setdefault(path.stem, []).append(path)
+    for stem, paths in found.items():
+        if len(paths) > 1:
+            problems.append((str(paths[0]), _same_stem_message(folder, stem, paths)))
+    return {stem: paths[0] for stem, paths in found.items() if len(paths) == 1}
 
 
-def _pairs_in(folder: Path) -> list[Pair]:
-    images = _files_by_stem(folder / "images", IMAGE_SUFFIXES)
-    masks = _files_by_stem(folder / "masks", (*IMAGE_SUFFIXES, ".tif", ".tiff", ".bmp", ".gif"))
+def _bad_name_message(folder: Path, path: Path) -> str:
+    raw = os.fsencode(path.name)
+    return (
+        f"The file name {raw!r} in {folder} is not valid UTF-8, so it cannot be split or read by "
+        "TensorFlow. Fix: rename it (and its image or mask) with a UTF-8 name."
+    )
+
+
+def _same_stem_message(folder: Path, stem: str, paths: list[Path]) -> str:
+    return (
+        f"{len(paths)} files in {folder} share the stem {stem!r}: "
+        f"{' and '.join(p.name for p in paths)}; the loader cannot tell which one to use. "
+        "Fix: delete or rename the stale one(s)."
+    )
+
+
+def _pairs_in(folder: Path, problems: list[tuple[str, str]]) -> list[Pair]:
+    images = _files_by_stem(folder / "images", IMAGE_SUFFIXES, problems)
+    masks = _files_by_stem(folder / "masks", MASK_SUFFIXES, problems)
     for missing, present, kind in ((masks, images, "mask"), (images, masks, "image")):
         orphans = sorted(set(present) - set(missing))
-        if orphans:
+        if orphans and (folder / f"{kind}s").is_dir():
             shown = ", ".join(str(present[stem].name) for stem in orphans[:5])
             more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
-            raise DatasetError(
-                f"No {kind} for {len(orphans)} file(s) in {folder}: {shown}{more}. "
-                f"Fix: add the matching {kind} (same file name stem) or remove the file."
+            problems.append(
+                (
+                    str(folder),
+                    f"No {kind} for {len(orphans)} file(s) in {folder}: {shown}{more}. "
+                    f"Fix: add the matching {kind} (same file name stem) or remove the file.",
+                )
             )
-    return [Pair(images[stem], masks[stem]) for stem in sorted(images)]
+    return [Pair(images[stem], masks[stem]) for stem in sorted(set(images) & set(masks))]
 
 
-def _deterministic_split(pairs: list[Pair], name: str) -> list[Pair]:
+def _deterministic_split(
+    pairs: list[Pair], fractions: tuple[float, float] = DEFAULT_SPLIT_FRACTIONS
+) -> dict[str, list[Pair]]:
     """Assign each pair to a split by a hash of its stem: stable when files are added."""
-    train_fraction, val_fraction = DEFAULT_SPLIT_FRACTIONS
-
-    def split_of(pair: Pair) -> str:
+    train_fraction, val_fraction = fractions
+    splits: dict[str, list[Pair]] = {name: [] for name in SPLITS}
+    for pair in pairs:
         digest = hashlib.sha256(pair.image.stem.encode("utf-8")).digest()
         position = int.from_bytes(digest[:8], "big") / 2**64
         if position < train_fraction:
-            return "train"
-        return "val" if position < train_fraction + val_fraction else "test"
+            splits["train"].append(pair)
+        else:
+            splits["val" if position < train_fraction + val_fraction else "test"].append(pair)
+    return splits
 
-    return [pair for pair in pairs if split_of(pair) == name]
+
+def _refuse(root: Path, problems: list[tuple[str, str]]) -> None:
+    """Raise one :class:`DatasetError` that lists every problem with its fix."""
+    if len(problems) == 1:
+        raise DatasetError(problems[0][1])
+    lines = [f"{len(problems)} problems in {root}, each with its fix:"]
+    lines += [f"- {message}" for _, message in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        rest = ", ".join(where for where, _ in problems[MAX_LISTED:])
+        lines.append(f"- and {len(problems) - MAX_LISTED} more (see check_pair for each): {rest}")
+    raise DatasetError("\n".join(lines))
+
+
+# --- verification of every pair, cached per dataset state --------------------------------------
+
+
+def _all_pairs(splits: dict[str, list[Pair]]) -> Iterator[Pair]:
+    for pairs in splits.values():
+        yield from pairs
+
+
+def _verify_pairs(
+    root: Path, classes: Classes, splits: dict[str, list[Pair]], decode: bool
+) -> list[str]:
+    """Check every pair; raise one error listing all problems, or return the notes."""
+    problems: list[tuple[str, str]] = []
+    modes: dict[str, list[Path]] = {}
+    counts = np.zeros(256, dtype=np.int64)
+    for pair in _all_pairs(splits):
+        try:
+            mode, mask_counts = _inspect_pair(pair, classes, decode)
+        except DatasetError as error:
+            problems.append((str(pair.mask), str(error)))
+            continue
+        modes.setdefault(mode, []).append(pair.image)
+        if mask_counts is not None:
+            counts += mask_counts
+    if decode and not problems:
+        problems += _unseen_class_problems(root, classes, counts)
+    if problems:
+        _refuse(root, problems)
+    return _mode_notes(modes) + _small_split_notes(root, splits)
+
+
+def _mode_notes(modes: dict[str, list[Path]]) -> list[str]:
+    """One note per non-RGB image mode, with a count (not one per file)."""
+    return [
+        f"{len(paths)} image(s) are not RGB (e.g. {paths[0].name}: mode {mode}); "
+        "the pipeline converts them to RGB (alpha is dropped)."
+        for mode, paths in modes.items()
+        if mode != "RGB"
+    ]
+
+
+def _small_split_notes(root: Path, splits: dict[str, list[Pair]]) -> list[str]:
+    """A note for each val/test split too small to measure anything."""
+    return [
+        f"split {name!r} of {root.name} has only {len(splits[name])} pair(s): its scores (and "
+        "early stopping or checkpoints chosen on them) are noise. Fix: add pairs, or for a "
+        "folder without splits choose the fractions, e.g. "
+        "load_dataset(path, split_fractions=(0.6, 0.2))."
+        for name in ("val", "test")
+        if 0 < len(splits.get(name, [])) < MIN_EVAL_PAIRS
+    ]
+
+
+def _unseen_class_problems(
+    root: Path, classes: Classes, counts: np.ndarray
+) -> list[tuple[str, str]]:
+    """With ignored pixels present, a class that never appears means labels were lost."""
+    ignore = classes.ignore_index
+    unseen = [n for i, n in enumerate(classes.names) if counts[i] == 0]
+    if ignore is None or counts[ignore] == 0 or not unseen:
+        return []
+    return [
+        (
+            str(root),
+            f"In {root}, class(es) {', '.join(unseen)} never appear outside ignored pixels "
+            f"(ignore_index {ignore} covers {int(counts[ignore])} pixels): the model would "
+            f"never learn them and mean IoU would not notice. Your masks look like 0/{ignore}; "
+            f"use convert_mask(path, output, value_map={{{ignore}: 1}}) on each mask. If not, "
+            "remove the unused classes from classes.json.",
+        )
+    ]
+
+
+def _state(
+    root: Path, classes: Classes, fractions: tuple[float, float], splits: dict[str, list[Pair]]
+) -> tuple[str | None, float]:
+    """A digest of every file's path, size and mtime (and the classes), and the newest mtime."""
+    digest = hashlib.sha256(repr((VERIFIER_VERSION, classes, fractions)).encode())
+    newest = 0.0
+    try:
+        for name, pairs in splits.items():
+            for path in (p for pair in pairs for p in (pair.image, pair.mask)):
+                stat = path.stat()
+                newest = max(newest, stat.st_mtime)
+                digest.update(f"{name}\0{path.relative_to(root)}\0{stat.st_size}\0".encode())
+                digest.update(f"{stat.st_mtime_ns}\n".encode())
+    except OSError:
+        return None, newest
+    return digest.hexdigest(), newest
+
+
+def _cache_file(root: Path) -> Path:
+    key = hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    return DATA_DIR / ".verified" / f"{key[:24]}.json"
+
+
+def _cached_notes(root: Path, state: str | None) -> list[str] | None:
+    """The notes of a verified dataset whose files have not changed since, else None."""
+    try:
+        verdict = json.loads(_cache_file(root).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if state is None or not isinstance(verdict, dict) or verdict.get("state") != state:
+        return None
+    return [str(note) for note in verdict.get("notes", [])]
+
+
+def _save_verdict(root: Path, state: str | None, newest: float, notes: list[str]) -> None:
+    """Write the verdict atomically; skip it if files changed too recently to trust mtimes."""
+    if state is None or newest > time.time() - RACY_SECONDS:
+        return
+    path = _cache_file(root)
+    verdict = {"root": str(root.resolve()), "state": state, "notes": notes}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _prune_verdicts(path.parent)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False
+        ) as f:
+            json.dump(verdict, f)
+        os.replace(f.name, path)
+    except OSError:
+        return  # a read-only data folder: verification simply runs again next time
+
+
+def _prune_verdicts(folder: Path) -> None:
+    """Remove verdicts of dataset folders that no longer exist (temporary ones, moved ones)."""
+    for path in folder.glob("*.json"):
+        try:
+            if not Path(json.loads(path.read_text(encoding="utf-8"))["root"]).exists():
+                path.unlink()
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+
+
+# --- one pair ------------------------------------------------------------------------------------
 
 
 def check_pair(pair: Pair, classes: Classes, decode: bool = False) -> str | None:
@@ -250,43 +547,29 @@ def check_pair(pair: Pair, classes: Classes, decode: bool = False) -> str | None
 
     With ``decode=True`` the pixel data is read too (truncation, mask values).
     """
-    image_info = _open_checked(pair.image, "image", decode)
-    mask_info = _open_checked(pair.mask, "mask", decode)
-    note = None
+    mode, _ = _inspect_pair(pair, classes, decode)
+    if mode == "RGB":
+        return None
+    return (
+        f"Some images are not RGB (e.g. {pair.image.name}: mode {mode}); "
+        "the pipeline converts them to RGB (alpha is dropped)."
+    )
+
+
+def _inspect_pair(pair: Pair, classes: Classes, decode: bool) -> tuple[str, np.ndarray | None]:
+    """Check one pair; return the image mode and (decoded) the mask's value counts."""
+    image_info, _ = _open_checked(pair.image, "image", decode)
+    mask_info, mask = _open_checked(pair.mask, "mask", decode)
     if image_info.mode not in ("RGB", "L", "RGBA", "LA", "P", "CMYK", "I;16", "I"):
         raise DatasetError(f"Image {pair.image} has unsupported mode {image_info.mode}.")
-    if image_info.mode != "RGB":
-        note = (
-            f"Some images are not RGB (e.g. {pair.image.name}: mode {image_info.mode}); "
-            "the pipeline converts them to RGB (alpha is dropped)."
-        )
-    if mask_info.format == "JPEG":
+    if image_info.format not in IMAGE_FORMATS:
         raise DatasetError(
-            f"Mask {pair.mask} is a JPEG. JPEG compression is lossy and changes class ids at "
-            "edges. Fix: export the mask as PNG from the original labels."
+            f"Image {pair.image} is a {image_info.format} file, which TensorFlow cannot decode. "
+            "Fix: save it as PNG or JPEG."
         )
-    if mask_info.mode == "P":
-        raise DatasetError(
-            f"Mask {pair.mask} is a palette PNG (mode P). Fix: convert it with "
-            "helpers.data.convert_mask(path, output, mode='palette') to take palette indices "
-            "as class ids, or with colors=... to map the displayed colours."
-        )
-    if mask_info.mode in ("RGB", "RGBA"):
-        raise DatasetError(
-            f"Mask {pair.mask} has colour channels (mode {mask_info.mode}); a mask needs one "
-            "channel of class ids. Fix: convert colour-coded masks with "
-            "helpers.data.convert_mask(path, output, colors=classes.colors)."
-        )
-    if mask_info.mode in ("I;16", "I;16B", "I", "F"):
-        raise DatasetError(
-            f"Mask {pair.mask} has {mask_info.mode} pixels (16/32-bit); masks must be 8-bit. "
-            "Fix: save it as an 8-bit single-channel PNG (mode L) with values 0..C-1."
-        )
-    if mask_info.mode != "L":
-        raise DatasetError(
-            f"Mask {pair.mask} has mode {mask_info.mode}; a mask must be a one-channel 8-bit "
-            "PNG (mode L)."
-        )
+    _check_mask_format(pair.mask, mask_info)
+    for path, info in ((pair.image, image_info), (pair.mask, mask_info)):
+        _check_orientation(path, info)
     if image_info.size != mask_info.size:
         raise DatasetError(
             f"Image {pair.image} is {image_info.size[0]}x{image_info.size[1]} but its mask "
@@ -294,9 +577,70 @@ def check_pair(pair: Pair, classes: Classes, decode: bool = False) -> str | None
             "Fix: resize the mask with nearest-neighbour interpolation (never bilinear), or "
             "re-export the pair."
         )
-    if decode:
-        _check_mask_values(pair.mask, classes)
-    return note
+    if mask is None:
+        return image_info.mode, None
+    counts = np.bincount(mask.ravel(), minlength=256)
+    _check_mask_values(pair.mask, classes, counts)
+    return image_info.mode, counts
+
+
+def _check_mask_format(path: Path, info: _ImageInfo) -> None:
+    """A mask must be an 8-bit, one-channel PNG: each other kind is refused with its fix."""
+    if info.format == "JPEG":
+        raise DatasetError(
+            f"Mask {path} is a JPEG. JPEG compression is lossy and changes class ids at "
+            "edges. Fix: export the mask as PNG from the original labels."
+        )
+    if info.format != "PNG":
+        raise DatasetError(
+            f"Mask {path} is a {info.format} file; the pipeline decodes PNG masks only. Fix: "
+            f"save it as PNG, e.g. convert_mask(path, path.with_suffix('.png'), value_map={{}}),"
+            " then delete the original."
+        )
+    if info.mode == "P":
+        raise DatasetError(
+            f"Mask {path} is a palette PNG (mode P). Fix: convert it with "
+            "helpers.data.convert_mask(path, output, mode='palette') to take palette indices "
+            "as class ids, or with colors=... to map the displayed colours."
+        )
+    if info.mode in ("RGB", "RGBA"):
+        raise DatasetError(
+            f"Mask {path} has colour channels (mode {info.mode}); a mask needs one "
+            "channel of class ids. Fix: convert colour-coded masks with "
+            "helpers.data.convert_mask(path, output, colors=classes.colors)."
+        )
+    if info.mode in ("I;16", "I;16B", "I", "F"):
+        raise DatasetError(
+            f"Mask {path} has {info.mode} pixels (16/32-bit); masks must be 8-bit. "
+            "Fix: save it as an 8-bit single-channel PNG (mode L) with values 0..C-1."
+        )
+    if info.mode == "1":
+        raise DatasetError(
+            f"Mask {path} is a 1-bit (black and white) PNG, read as 0/255. Fix: "
+            "convert_mask(path, output, value_map={255: 1}) writes class ids 0/1."
+        )
+    if info.mode != "L":
+        raise DatasetError(
+            f"Mask {path} has mode {info.mode}; a mask must be a one-channel 8-bit PNG (mode L)."
+        )
+    if info.bits in (2, 4):
+        scale = 255 // (2**info.bits - 1)
+        raise DatasetError(
+            f"Mask {path} is a {info.bits}-bit greyscale PNG: PNG readers scale its values to "
+            f"0..255, so ids 1, 2 come back as {scale}, {2 * scale}. Fix: convert_mask(path, "
+            f"output, value_map={{{scale}: 1, {2 * scale}: 2, ...}}) writes an 8-bit mask."
+        )
+
+
+def _check_orientation(path: Path, info: _ImageInfo) -> None:
+    if info.orientation not in (None, 1):
+        raise DatasetError(
+            f"{path} has an EXIF orientation tag ({info.orientation}): viewers show it rotated "
+            "or mirrored, but training reads the stored pixels, so the labels would not match. "
+            "Fix: store it upright with PIL.ImageOps.exif_transpose(Image.open(path)).save("
+            "output) (if it was labelled as displayed; transpose its mask only if it carries "
+            "the same tag), or drop the tag if it was labelled on the stored pixels."
+        )
 
 
 @dataclass(frozen=True)
@@ -304,42 +648,76 @@ class _ImageInfo:
     format: str | None
     mode: str
     size: tuple[int, int]
+    bits: int = 8
+    orientation: int | None = None
 
 
-def _open_checked(path: Path, kind: str, decode: bool) -> _ImageInfo:
+def _open_checked(path: Path, kind: str, decode: bool) -> tuple[_ImageInfo, np.ndarray | None]:
+    """Header information of ``path`` and, decoded, its pixels (masks only)."""
     try:
-        with Image.open(path) as image:
-            info = _ImageInfo(image.format, image.mode, image.size)
-            if decode:
-                image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                bits = {"L;1": 1, "L;2": 2, "L;4": 4}.get(_rawmode(image), 8)
+                if decode:
+                    image.load()
+                info = _ImageInfo(image.format, image.mode, image.size, bits, _orientation(image))
+                pixels = np.asarray(image) if decode and kind == "mask" else None
     except FileNotFoundError:
         raise DatasetError(f"The {kind} file {path} does not exist.") from None
+    except PermissionError:
+        raise DatasetError(
+            f"The {kind} file {path} cannot be read: permission denied. The file may be fine. "
+            f"Fix: make it readable (chmod a+r '{path}') or run as a user who may read it."
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DatasetError(
+            f"The {kind} file {path} is too large to open safely ({error}). Fix: downscale it "
+            "(masks with nearest-neighbour), or, if you trust it, raise PIL.Image.MAX_IMAGE_PIXELS."
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise DatasetError(
             f"The {kind} file {path} is corrupt or truncated ({error}). "
             "Fix: re-export or re-download it, or delete the pair."
         ) from None
-    return info
+    return info, pixels
 
 
-def _check_mask_values(path: Path, classes: Classes) -> None:
-    with Image.open(path) as image:
-        values = np.asarray(image)
-    counts = np.bincount(values.ravel(), minlength=256)
+def _rawmode(image: Image.Image) -> str | None:
+    """How the file stores pixels (e.g. 'L;4' for a 4-bit grey PNG), before decoding."""
+    args = image.tile[0].args if image.tile else None
+    return args if isinstance(args, str) else None
+
+
+def _orientation(image: Image.Image) -> int | None:
+    """The EXIF orientation (1 = upright), if it can be read without decoding the pixels."""
+    if image.format == "PNG" and "exif" not in image.info and image.tile:
+        return None  # a PNG's EXIF chunk after its pixel data is only read when decoding
+    return image.getexif().get(EXIF_ORIENTATION)
+
+
+def _check_mask_values(path: Path, classes: Classes, counts: np.ndarray) -> None:
+    """Refuse values outside the classes, and masks where every labelled pixel is ignored."""
     allowed = np.zeros(256, dtype=bool)
     allowed[: classes.num_classes] = True
-    if classes.ignore_index is not None:
-        allowed[classes.ignore_index] = True
+    ignore = classes.ignore_index
+    if ignore is not None:
+        allowed[ignore] = True
     bad = np.flatnonzero((counts > 0) & ~allowed)
     if bad.size:
-        ignore = (
-            f" and ignore_index {classes.ignore_index}" if classes.ignore_index is not None else ""
-        )
+        defined = f" and ignore_index {ignore}" if ignore is not None else ""
         raise DatasetError(
             f"Mask {path} contains value(s) {bad.tolist()} ({int(counts[bad].sum())} pixels), but "
             f"classes.json defines {classes.num_classes} classes (ids 0..{classes.num_classes - 1})"
-            f"{ignore}. Fix: add the missing classes to classes.json, set ignore_index, or remap "
+            f"{defined}. Fix: add the missing classes to classes.json, set ignore_index, or remap "
             "the mask (0/255 binary masks: convert_mask(path, output, value_map={255: 1}))."
+        )
+    if ignore is not None and counts[ignore] and not counts[1 : classes.num_classes].any():
+        raise DatasetError(
+            f"Mask {path} holds only class 0 and ignore_index {ignore} ({int(counts[ignore])} "
+            f"pixels): every non-zero pixel is ignored, so its objects teach nothing. Your masks "
+            f"look like 0/{ignore}; use convert_mask(path, output, value_map={{{ignore}: 1}}). "
+            "If nothing in this image is labelled, remove the pair."
         )
 
 
@@ -498,11 +876,44 @@ def make_shapes(
         (staging / GENERATOR_MARKER).write_text(
             json.dumps(marker, indent=2) + "\n", encoding="utf-8"
         )
+        if root.exists():
+            _move_aside_foreign_files(root)
         publish(staging, root, replace=root.exists())
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return root
+
+
+# What make_shapes writes: anything else in its folder was added by someone else.
+_GENERATED_FILE = re.compile(r"classes\.json|GENERATED\.json|(\w+)/(images|masks)/\1_\d{5}\.png")
+
+
+def _move_aside_foreign_files(root: Path) -> Path | None:
+    """Move the files under ``root`` that make_shapes did not write to a sibling folder.
+
+    Regenerating replaces ``root`` as a whole; this keeps a reader's own files (never deleted).
+    Returns the folder they were moved to, or None if there were none.
+    """
+    foreign = [
+        Path(folder, name).relative_to(root)
+        for folder, _, names in os.walk(root)
+        for name in names
+        if not _GENERATED_FILE.fullmatch(Path(folder, name).relative_to(root).as_posix())
+    ]
+    if not foreign:
+        return None
+    kept = root.parent / f"{root.name}-kept-{time.strftime('%Y%m%d-%H%M%S')}"
+    while kept.exists():
+        kept = kept.with_name(kept.name + "-")
+    for relative in foreign:
+        (kept / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(root / relative, kept / relative)
+    print(
+        f"Moved {len(foreign)} file(s) that make_shapes did not write from {root} to {kept} "
+        "before regenerating it (nothing was deleted)."
+    )
+    return kept
 
 
 def publish(staging: Path, root: Path, replace: bool) -> None:

@@ -106,16 +106,18 @@ def test_mask_value_out_of_range(make_dataset):
     mask[0, :3] = 7
     Image.fromarray(mask).save(root / "val/masks/val_0.png")
     dataset = data.load_dataset(root)
-    dataset.split("val")  # the header check cannot see values
-    with pytest.raises(
-        DatasetError, match=r"val_0.png contains value\(s\) \[7\] \(3 pixels\).*3 classes"
-    ):
-        dataset.split("val", verify="full")
+    dataset.split("val", verify="header")  # the header check cannot see values
+    for verify in ("full", None):  # the default verifies fully since issue 12
+        with pytest.raises(
+            DatasetError, match=r"val_0.png contains value\(s\) \[7\] \(3 pixels\).*3 classes"
+        ):
+            dataset.split("val", **({"verify": verify} if verify else {}))
 
 
 def test_ignore_index_is_an_allowed_mask_value(make_dataset):
     root = make_dataset()
     mask = np.full((12, 16), 255, np.uint8)
+    mask[:3, :4] = 1  # since issue 12 a mask whose only labels are ignored is refused
     Image.fromarray(mask).save(root / "val/masks/val_0.png")
     data.load_dataset(root).split("val", verify="full")
 
