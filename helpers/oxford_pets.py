@@ -12,18 +12,27 @@ Used when a notebook sets ``DATASET = "oxford_pets"`` (``helpers.data.load_datas
    ``trainval.txt`` / ``test.txt`` lists to ``train`` / ``val`` / ``test`` (``val`` is carved
    out of ``trainval``, never out of ``test``).
 
-The result is built in a temporary folder and renamed when complete, then reused.
+The result is built in a staging folder (``.<root name>-partial-<random>`` beside ``root``) and
+renamed when complete, then reused. Refused up front, with the fix: a ``val_fraction`` outside
+(0, 1), a disk without room for the downloads and the conversion, list entries that are not plain
+file names. A disk that fills up anyway is reported with the folder and the space needed. One
+preparation of a ``root`` (and one download of an archive) runs at a time: a lock file holding the
+owner's pid makes a second process wait; a lock or staging folder left by a killed run is taken
+over or removed on the next run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import io
 import json
 import math
+import numbers
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -33,7 +42,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import NamedTuple
 
 import numpy as np
@@ -68,6 +77,12 @@ VAL_FRACTION = 0.1
 CHUNK_BYTES = 1 << 20
 # Members of the archives that the conversion reads; everything else is checked, not extracted.
 _NEEDED = ("images/", "annotations/trimaps/", "annotations/trainval.txt", "annotations/test.txt")
+# Staging holds the extracted archives (JPEGs: about their size) plus masks and re-encoded images.
+STAGING_FACTOR = 1.25
+# A second preparation of the same root waits this long for the first one, polling.
+LOCK_WAIT_S, LOCK_POLL_S = 3600.0, 0.2
+_NO_SPACE = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+_HELD: set[str] = set()  # lock files this process holds (absolute paths)
 
 
 def oxford_pets_classes(border_as_ignore: bool = False) -> Classes:
@@ -98,34 +113,29 @@ def download_oxford_pets(
     """
     root = Path(root)
     downloads = root.parent / "downloads" if downloads is None else Path(downloads)
+    _check_val_fraction(val_fraction)
     options = {"border_as_ignore": border_as_ignore, "val_fraction": val_fraction}
-    if _prepared_with(root, options, overwrite):
+    if _prepared_with(root, options, overwrite) and not _staging_folders(root):
         return root
-    paths = {
-        name: fetch_archive(name, expected, base_url, downloads, timeout=timeout)
-        for name, expected in archives.items()
-    }
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-partial-", dir=root.parent))
-    staging.chmod(0o755)
-    try:
-        extracted = staging / ".extracted"
-        for name, path in paths.items():
-            print(f"Extracting {name} ...", flush=True)
-            safe_extract(path, extracted)
-        report = _convert(extracted, staging, oxford_pets_classes(border_as_ignore), val_fraction)
-        shutil.rmtree(extracted)
+    with _locked(root.parent / f".{root.name}.lock", f"preparing {root}"):
+        for stale in _staging_folders(root):
+            print(f"Removing {stale}, left by an interrupted preparation.", flush=True)
+            shutil.rmtree(stale, ignore_errors=True)
+        if _prepared_with(root, options, overwrite):
+            return root
+        needed = _check_free_space(root, downloads, archives)
+        paths = {
+            name: fetch_archive(name, expected, base_url, downloads, timeout=timeout)
+            for name, expected in archives.items()
+        }
         marker = {
             "generator": "helpers.data.download_oxford_pets",
             **options,
             "archives": {name: expected.sha256 for name, expected in archives.items()},
-            **report,
         }
-        (staging / GENERATOR_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-        publish(staging, root, replace=overwrite)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        classes = oxford_pets_classes(border_as_ignore)
+        report = _build(root, paths, classes, val_fraction, marker, needed, overwrite)
     counts = report["split_sizes"]
     print(
         f"Oxford-IIIT Pet ready in {root}: {counts['train']} train / {counts['val']} val / "
@@ -134,6 +144,52 @@ def download_oxford_pets(
         flush=True,
     )
     return root
+
+
+def _build(
+    root: Path,
+    paths: dict[str, Path],
+    classes: Classes,
+    val_fraction: float,
+    marker: dict[str, object],
+    needed: int,
+    overwrite: bool,
+) -> dict[str, object]:
+    """Extract and convert ``paths`` in a staging folder, add ``marker``, publish it as ``root``.
+
+    ``needed``: the bytes the staging folder may take, named if the disk fills up.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(root), dir=root.parent))
+    staging.chmod(0o755)
+    try:
+        with _space_for(root.parent, needed, "the partial conversion was removed"):
+            extracted = staging / ".extracted"
+            for name, path in paths.items():
+                print(f"Extracting {name} ...", flush=True)
+                safe_extract(path, extracted)
+            report = _convert(extracted, staging, classes, val_fraction)
+            shutil.rmtree(extracted)
+            text = json.dumps({**marker, **report}, indent=2) + "\n"
+            (staging / GENERATOR_MARKER).write_text(text)
+        publish(staging, root, replace=overwrite)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return report
+
+
+def _check_val_fraction(val_fraction: object) -> None:
+    """Refuse a ``val_fraction`` that is not a number above 0 and below 1."""
+    if (
+        isinstance(val_fraction, bool)
+        or not isinstance(val_fraction, numbers.Real)
+        or not 0 < val_fraction < 1
+    ):
+        raise DatasetError(
+            f"val_fraction={val_fraction!r} is not allowed: it is the share of each breed of "
+            "trainval.txt held out for validation, a number above 0 and below 1 (at least one "
+            f"image per breed stays in train). Fix: pass e.g. val_fraction={VAL_FRACTION}."
+        )
 
 
 def _prepared_with(root: Path, options: dict[str, object], overwrite: bool) -> bool:
@@ -164,6 +220,174 @@ def _prepared_with(root: Path, options: dict[str, object], overwrite: bool) -> b
 
 
 # ----------------------------------------------------------------------------------------------
+# One preparation at a time, leftovers of killed runs, disk space
+# ----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(lock: Path, what: str) -> Iterator[None]:
+    """Hold ``lock``, a file holding this process's pid, while ``what`` runs.
+
+    A live owner is waited for (``LOCK_WAIT_S`` at most, then a :class:`DatasetError` with the
+    fix); a lock whose owner is dead (a killed run) is taken over.
+    """
+    mine, key = f"{os.getpid()}\n", os.path.abspath(lock)
+    deadline, waiting = time.monotonic() + LOCK_WAIT_S, False
+    while True:
+        try:
+            with lock.open("x") as file:
+                file.write(mine)
+            break
+        except FileExistsError:
+            text = _read_or_empty(lock)
+        owner = text.strip() or "?"
+        if not lock.exists():  # released meanwhile
+            continue
+        if _stale(lock, text, key):
+            _take_over(lock, text)
+        elif time.monotonic() >= deadline:
+            raise DatasetError(
+                f"Process {owner} is still {what} after {LOCK_WAIT_S:.0f} s (lock file {lock}). "
+                "Fix: let it finish, then run again; if no such preparation runs any more (the "
+                f"pid may now belong to another program), delete {lock} and run again."
+            )
+        elif not waiting:
+            waiting = True
+            print(
+                f"Process {owner} is {what} (lock file {lock}); waiting for it to finish "
+                f"(at most {LOCK_WAIT_S:.0f} s) ...",
+                flush=True,
+            )
+        time.sleep(0 if not waiting else LOCK_POLL_S)
+    _HELD.add(key)
+    try:
+        yield
+    finally:
+        _HELD.discard(key)
+        if _read_or_empty(lock) == mine:
+            lock.unlink(missing_ok=True)
+
+
+def _read_or_empty(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _stale(lock: Path, text: str, key: str) -> bool:
+    """True when the process named in ``lock`` is gone (or no pid was written there for 10 s)."""
+    if not (text.endswith("\n") and text.strip().isdigit()):  # being written, or garbage
+        try:
+            return time.time() - lock.stat().st_mtime > 10
+        except FileNotFoundError:
+            return False  # released meanwhile: try again
+    pid = int(text)
+    if pid == os.getpid():  # held by another thread here, or left by an earlier process
+        return key not in _HELD
+    if pid <= 0 or os.name == "nt":  # on Windows os.kill(pid, 0) would end the process
+        return pid <= 0
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
+def _take_over(lock: Path, text: str) -> None:
+    """Remove a stale ``lock`` that still holds ``text`` (not a lock made meanwhile)."""
+    grabbed = lock.with_name(f"{lock.name}.{os.getpid()}.stale")
+    try:
+        os.replace(lock, grabbed)
+    except FileNotFoundError:
+        return  # another process took it over first
+    if _read_or_empty(grabbed) != text:  # a fresh lock of another process: put it back
+        os.replace(grabbed, lock)
+    else:
+        print(f"Taking over {lock}, left by process {text.strip() or '?'} (gone).", flush=True)
+        grabbed.unlink()
+
+
+def _staging_prefix(root: Path) -> str:
+    return f".{root.name}-partial-"
+
+
+def _staging_folders(root: Path) -> list[Path]:
+    """Staging folders of ``root`` (``.<name>-partial-`` and tempfile's 8 random characters)."""
+    if not root.parent.is_dir():
+        return []
+    name = re.compile(re.escape(_staging_prefix(root)) + "[a-z0-9_]{8}")
+    return sorted(
+        path
+        for path in root.parent.iterdir()
+        if name.fullmatch(path.name) and path.is_dir() and not path.is_symlink()
+    )
+
+
+def _check_free_space(root: Path, downloads: Path, archives: Mapping[str, Archive]) -> int:
+    """Refuse to start without room for the missing downloads and the conversion.
+
+    Return the bytes the conversion needs beside ``root`` (its staging folder).
+    """
+    missing = sum(
+        0 if (downloads / name).is_file() else expected.size - _size(downloads / f"{name}.part")
+        for name, expected in archives.items()
+    )
+    staging = int(STAGING_FACTOR * sum(expected.size for expected in archives.values()))
+    disks: dict[int, list[tuple[Path, Path, int, str]]] = {}
+    for folder, size, purpose in (
+        (downloads, max(missing, 0), "the archives still to download"),
+        (root.parent, staging, "extracting and converting them"),
+    ):
+        existing = next(path for path in (folder, *folder.parents) if path.exists())
+        disks.setdefault(existing.stat().st_dev, []).append((folder, existing, size, purpose))
+    for places in disks.values():
+        needed = sum(size for _, _, size, _ in places)
+        free = shutil.disk_usage(places[0][1]).free
+        if needed > free:
+            folders = " and ".join(str(folder) for folder, *_ in places)
+            parts = " + ".join(f"{_mb(size)} for {why}" for _, _, size, why in places if size)
+            raise DatasetError(
+                f"Not enough free space for {folders}: preparing the Oxford-IIIT Pet needs about "
+                f"{_mb(needed)} there ({parts}), {_mb(free)} are free. Fix: "
+                "free some space, or pass root= (and downloads=) on a disk with more room."
+            )
+    return staging
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
+@contextlib.contextmanager
+def _space_for(folder: Path, needed: int, kept: str) -> Iterator[None]:
+    """Turn "no space left" while writing into ``folder`` into a :class:`DatasetError`."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in _NO_SPACE:
+            raise
+        written = f" writing {error.filename}" if error.filename else ""
+        raise DatasetError(
+            f"The disk holding {folder} is full ({error.strerror}{written}): this step needs "
+            f"about {_mb(needed)} free there; {kept}. Fix: free some space, or pass "
+            "root= (and downloads=) on a disk with more room, then run again."
+        ) from None
+
+
+def _raise_if_no_space(error: BaseException) -> None:
+    """Re-raise a full disk, which must not pass for a damaged file."""
+    if isinstance(error, OSError) and error.errno in _NO_SPACE:
+        raise error
+
+
+# ----------------------------------------------------------------------------------------------
 # Download and verification
 # ----------------------------------------------------------------------------------------------
 
@@ -189,8 +413,17 @@ def fetch_archive(
 
     The download goes to ``name.part`` (resumed with an HTTP Range request when the server
     supports it, restarted otherwise) and gets its final name only after size and SHA-256
-    match. A damaged file is removed, never kept under the final name.
+    match. A damaged file is removed, never kept under the final name. A lock file
+    (``name.lock``) keeps a second process from writing the same ``.part`` meanwhile.
     """
+    downloads.mkdir(parents=True, exist_ok=True)
+    with _locked(downloads / f"{name}.lock", f"downloading {downloads / name}"):
+        return _fetch(name, expected, base_url, downloads, timeout, attempts)
+
+
+def _fetch(
+    name: str, expected: Archive, base_url: str, downloads: Path, timeout: float, attempts: int
+) -> Path:
     target = downloads / name
     if target.is_file():
         problem = _check(target, expected)
@@ -198,13 +431,14 @@ def fetch_archive(
             return target
         target.unlink()
         print(f"{target} is damaged ({problem}): removed, downloading it again.", flush=True)
-    downloads.mkdir(parents=True, exist_ok=True)
     part = downloads / f"{name}.part"
     url = base_url.rstrip("/") + "/" + name
     print(f"Downloading {url} ({expected.size / 1e6:.1f} MB) ...", flush=True)
     for attempt in range(1, attempts + 1):
         try:
-            size, sha256 = _download(url, part, expected, timeout)
+            kept = f"what arrived is kept in {part} and the next run resumes there"
+            with _space_for(downloads, expected.size - _size(part), kept):
+                size, sha256 = _download(url, part, expected, timeout)
             break
         except _Unreachable as error:
             raise DatasetError(_offline_message(url, error, base_url, downloads)) from None
@@ -376,6 +610,7 @@ def safe_extract(archive: Path, target: Path) -> None:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(target, filter=checked)
     except (tarfile.TarError, EOFError, OSError) as error:
+        _raise_if_no_space(error)
         raise DatasetError(f"{archive} could not be extracted ({error}).") from None
 
 
@@ -401,16 +636,31 @@ def _refuse_unsafe(member: tarfile.TarInfo, archive: Path) -> None:
 
 
 def _read_list(path: Path) -> list[tuple[str, str]]:
-    """(stem, class id) per line of ``trainval.txt`` / ``test.txt`` ("Abyssinian_1 1 1 1")."""
+    """(stem, class id) per line of ``trainval.txt`` / ``test.txt`` ("Abyssinian_1 1 1 1").
+
+    A stem that is not a plain file name (a ``/``, ``\\``, ``..``, drive or NUL) would move files
+    outside the dataset: the list is refused, naming the line.
+    """
     if not path.is_file():
         raise DatasetError(f"{path.name} is missing from annotations.tar.gz.")
     entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         fields = line.split()
-        if fields and not fields[0].startswith("#"):
-            entries.append(
-                (fields[0], fields[1] if len(fields) > 1 else fields[0].rsplit("_", 1)[0])
+        if not fields or fields[0].startswith("#"):
+            continue
+        stem = fields[0]
+        if (
+            stem in (".", "..")
+            or "\0" in stem
+            or not (stem == PurePosixPath(stem).name == PureWindowsPath(stem).name)
+        ):
+            raise DatasetError(
+                f"annotations.tar.gz is refused: {path.name} line {number} ({line.strip()!r}) "
+                f"names {stem!r}, which is not a plain file name. Fix: use the official "
+                f"annotations.tar.gz from {OXFORD_PETS_URL}, whose lines name files such as "
+                "'Abyssinian_1'."
             )
+        entries.append((stem, fields[1] if len(fields) > 1 else stem.rsplit("_", 1)[0]))
     return entries
 
 
@@ -422,6 +672,7 @@ def split_stems(
     ``val`` takes ``ceil(val_fraction * n)`` images of each breed out of ``trainval`` (never
     out of ``test``), chosen by a hash of the file name: deterministic and stable.
     """
+    _check_val_fraction(val_fraction)
     overlap = sorted({stem for stem, _ in trainval} & {stem for stem, _ in test})
     if overlap:
         raise DatasetError(f"{len(overlap)} image(s) are in both trainval and test: {overlap[:5]}")
@@ -535,7 +786,8 @@ def _write_image(
     try:
         with Image.open(source) as image:
             image.convert("RGB").save(folder / f"{source.stem}.png")
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError) as error:
+        _raise_if_no_space(error)
         return "skipped: unreadable image"
     return reason
 

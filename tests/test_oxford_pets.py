@@ -6,17 +6,23 @@ from a ``file://`` URL or a loopback HTTP server; its real sizes and SHA-256 are
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import http.server
 import io
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -88,13 +94,18 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
 
 
 def build_archives(
-    folder: Path, extra: tarfile.TarInfo | None = None, damaged: bool = False
+    folder: Path,
+    extra: tarfile.TarInfo | None = None,
+    damaged: bool = False,
+    lines: dict[str, str] | None = None,
 ) -> dict[str, Archive]:
     """Write images.tar.gz and annotations.tar.gz into ``folder``; return their checksums.
 
     ``extra`` is one more member of annotations.tar.gz; ``damaged`` adds four listed images
-    that cannot be used (see ``DAMAGED``).
+    that cannot be used (see ``DAMAGED``); ``lines`` (list file name -> line) appends a line
+    to ``trainval.txt`` or ``test.txt``.
     """
+    lines = lines or {}
     folder.mkdir(parents=True, exist_ok=True)
     trainval = TRAINVAL + (list(DAMAGED) if damaged else [])
     with tarfile.open(folder / "images.tar.gz", "w:gz") as tar:
@@ -114,8 +125,10 @@ def build_archives(
         line = {stem: f"{stem} {BREEDS[stem.rsplit('_', 1)[0]]}" for stem in TRAINVAL + TEST}
         _add(tar, "annotations/list.txt", (header + "\n".join(line.values())).encode())
         line.update({stem: f"{stem} 1 1 1" for stem in DAMAGED})
-        _add(tar, "annotations/trainval.txt", "\n".join(line[s] for s in trainval).encode())
-        _add(tar, "annotations/test.txt", ("\n".join(line[s] for s in TEST) + "\n").encode())
+        trainval_text = "\n".join([*(line[s] for s in trainval), lines.get("trainval.txt", "")])
+        test_text = "\n".join([*(line[s] for s in TEST), lines.get("test.txt", "")])
+        _add(tar, "annotations/trainval.txt", trainval_text.encode())
+        _add(tar, "annotations/test.txt", test_text.encode())
         for index, stem in enumerate(TRAINVAL + TEST):
             buffer = io.BytesIO()
             Image.fromarray(_trimap(20 + index % 3, 16)).save(buffer, "PNG")
@@ -231,7 +244,7 @@ def test_download_verify_convert_and_split(mirror, tmp_path, capfd):
     assert stems["test"] == sorted(TEST)  # the dataset's own test list, untouched
     assert sorted(stems["train"] + stems["val"]) == sorted(TRAINVAL)
     assert {s.rsplit("_", 1)[0] for s in stems["val"]} == set(BREEDS)  # one per breed
-    assert dataset.notes == []  # every image is RGB now
+    assert not [note for note in dataset.notes if "not RGB" in note]  # every image is RGB now
 
     # Trimap 1 = pet -> 1, 2 = background -> 0, 3 = border -> 2.
     mask = _values(root / "train" / "masks" / "Abyssinian_1.png")
@@ -258,7 +271,8 @@ def test_download_verify_convert_and_split(mirror, tmp_path, capfd):
     # Progress: a handful of plain lines, not a flood.
     lines = capfd.readouterr().out.splitlines()
     assert any(line.startswith("images.tar.gz:") for line in lines)
-    assert lines[-1].startswith("Oxford-IIIT Pet ready in") and "5 image(s) re-encoded" in lines[-1]
+    ready = [line for line in lines if line.startswith("Oxford-IIIT Pet ready in")]
+    assert len(ready) == 1 and "5 image(s) re-encoded" in ready[0]
     assert len(lines) < 15
 
     # The pipeline's decoder reads every file without a warning.
@@ -488,3 +502,239 @@ def test_trainval_and_test_must_not_overlap():
         oxford_pets.split_stems([("a_1", "1"), ("a_2", "1")], [("a_2", "1")], 0.1)
     splits = oxford_pets.split_stems([(f"a_{i}", "1") for i in range(20)], [("a_99", "1")], 0.1)
     assert len(splits["val"]) == 2 and len(splits["train"]) == 18 and splits["test"] == ["a_99"]
+
+
+# --- issue 12: bad list entries and parameters, concurrent runs, leftovers, full disks ----------
+
+
+@pytest.mark.parametrize(
+    ("list_name", "line", "number"),
+    [
+        ("trainval.txt", "../../../victim 1 1 1", 11),
+        ("test.txt", "/tmp/victim_absolute 1 1 1", 5),
+        ("trainval.txt", "images/../../victim 1 1 1", 11),
+        ("test.txt", "..\\..\\victim 1 1 1", 5),
+        ("trainval.txt", ".. 1 1 1", 11),
+        ("test.txt", "C:victim 1 1 1", 5),
+    ],
+    ids=["dotdot", "absolute", "inner-dotdot", "backslash", "parent", "drive"],
+)
+def test_list_entries_that_are_not_plain_file_names_are_refused(tmp_path, list_name, line, number):
+    folder = tmp_path / "evil_mirror"
+    checksums = build_archives(folder, lines={list_name: line})
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "victim.jpg").write_bytes(_image_bytes("victim", 20, 16))
+    with pytest.raises(DatasetError) as error:
+        download_oxford_pets(work / "pets", base_url=folder.as_uri(), archives=checksums)
+    message = str(error.value)
+    assert f"{list_name} line {number} ({line!r})" in message
+    assert "not a plain file name" in message and "official annotations.tar.gz" in message
+    assert sorted(p.name for p in work.iterdir()) == ["downloads", "victim.jpg"]  # nothing moved
+
+
+def test_plain_list_entries_are_read(tmp_path):
+    listed = tmp_path / "trainval.txt"
+    listed.write_text("# comment\n\nAbyssinian_1 1 1 1\n.hidden_2 2 2 1\nshort_3\n")
+    assert oxford_pets._read_list(listed) == [
+        ("Abyssinian_1", "1"),
+        (".hidden_2", "2"),
+        ("short_3", "short"),
+    ]
+
+
+@pytest.mark.parametrize("fraction", [-0.5, 0, 1, 1.5, float("nan"), "0.1", True])
+def test_val_fraction_out_of_range_is_refused_up_front(mirror, tmp_path, fraction):
+    folder, checksums = mirror
+    with pytest.raises(DatasetError, match=rf"val_fraction={fraction!r} is not allowed.*above 0"):
+        download_oxford_pets(
+            tmp_path / "pets", base_url=folder.as_uri(), archives=checksums, val_fraction=fraction
+        )
+    assert list(tmp_path.iterdir()) == []  # refused before any download
+    with pytest.raises(DatasetError, match="is not allowed"):
+        oxford_pets.split_stems([("a_1", "1"), ("a_2", "1")], [("a_3", "1")], fraction)
+
+
+def _python(code: str, *args: str) -> subprocess.Popen:
+    """A small Python process (no helpers import: starts in a fraction of a second)."""
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+
+
+def test_a_live_lock_makes_a_second_run_wait_then_stop_with_the_fix(
+    mirror, tmp_path, monkeypatch, capsys
+):
+    folder, checksums = mirror
+    lock = tmp_path / ".pets.lock"
+    owner = _python("import time; time.sleep(60)")
+    try:
+        lock.write_text(f"{owner.pid}\n")
+        monkeypatch.setattr(oxford_pets, "LOCK_WAIT_S", 0.5)
+        start = time.monotonic()
+        with pytest.raises(DatasetError) as error:
+            download_oxford_pets(tmp_path / "pets", base_url=folder.as_uri(), archives=checksums)
+        assert time.monotonic() - start < 5
+    finally:
+        owner.kill()
+        owner.wait()
+    message = str(error.value)
+    assert f"Process {owner.pid} is still preparing {tmp_path / 'pets'}" in message
+    assert f"delete {lock} and run again" in message
+    assert f"Process {owner.pid} is preparing" in capsys.readouterr().out
+    assert lock.read_text() == f"{owner.pid}\n"  # the owner's lock is left alone
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".pets.lock"]  # nothing else touched
+
+
+@pytest.mark.parametrize("where", [".pets.lock", "downloads/images.tar.gz.lock"])
+def test_a_waiting_run_goes_on_when_the_owner_finishes(mirror, tmp_path, capsys, where):
+    folder, checksums = mirror
+    lock = tmp_path / where
+    lock.parent.mkdir(exist_ok=True)
+    owner = _python(
+        "import os, sys, time\n"
+        "with open(sys.argv[1], 'x') as f: f.write(f'{os.getpid()}\\n')\n"
+        "print('locked', flush=True); time.sleep(0.5); os.remove(sys.argv[1])",
+        str(lock),
+    )
+    try:
+        assert owner.stdout.readline() == "locked\n"
+        download_oxford_pets(tmp_path / "pets", base_url=folder.as_uri(), archives=checksums)
+    finally:
+        owner.kill()
+        owner.wait()
+    assert f"Process {owner.pid} is " in capsys.readouterr().out
+    assert (tmp_path / "pets" / data.GENERATOR_MARKER).is_file() and not lock.exists()
+
+
+@pytest.mark.parametrize("left_by", ["dead process", "this pid, earlier", "no pid, old"])
+def test_a_stale_lock_is_taken_over(mirror, tmp_path, capsys, left_by):
+    folder, checksums = mirror
+    lock = tmp_path / ".pets.lock"
+    if left_by == "dead process":
+        gone = _python("pass")
+        gone.wait()
+        lock.write_text(f"{gone.pid}\n")
+    elif left_by == "this pid, earlier":  # e.g. a restarted container reuses small pids
+        lock.write_text(f"{os.getpid()}\n")
+    else:
+        lock.write_text("")
+        os.utime(lock, (time.time() - 60, time.time() - 60))
+    download_oxford_pets(tmp_path / "pets", base_url=folder.as_uri(), archives=checksums)
+    assert f"Taking over {lock}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads", "pets"]
+
+
+def test_a_lock_made_during_a_take_over_is_put_back(tmp_path):
+    lock = tmp_path / "x.lock"
+    lock.write_text("4242\n")  # another process took the stale lock over meanwhile
+    oxford_pets._take_over(lock, "1\n")
+    assert lock.read_text() == "4242\n" and sorted(tmp_path.iterdir()) == [lock]
+
+
+def test_stale_staging_folders_are_removed_and_nothing_else(mirror, tmp_path, capsys):
+    folder, checksums = mirror
+    kept = [".pets-partial-notes", ".other-partial-ab12cd34", "pets-partial-ab12cd34"]
+    for name in kept:
+        (tmp_path / name).mkdir()
+    (tmp_path / ".pets-partial-zz99zz99").write_text("a file, not a staging folder")
+    kept.append(".pets-partial-zz99zz99")
+
+    def killed_run() -> Path:
+        stale = tmp_path / ".pets-partial-ab12_c34"
+        (stale / ".extracted" / "images").mkdir(parents=True)
+        (stale / ".extracted" / "images" / "Abyssinian_1.jpg").write_bytes(b"x" * 1000)
+        return stale
+
+    stale = killed_run()
+    prepare = functools.partial(download_oxford_pets, base_url=folder.as_uri(), archives=checksums)
+    root = prepare(tmp_path / "pets")
+    assert not stale.exists() and f"Removing {stale}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "downloads", "pets"])
+    marker = (root / data.GENERATOR_MARKER).read_text()
+    stale = killed_run()  # e.g. an overwrite=True run killed while converting
+    assert prepare(tmp_path / "pets") == root
+    assert not stale.exists() and (root / data.GENERATOR_MARKER).read_text() == marker
+
+
+class _Usage(NamedTuple):
+    total: int
+    used: int
+    free: int
+
+
+@pytest.mark.parametrize("placed_by_hand", [False, True])
+def test_free_space_is_checked_up_front(mirror, tmp_path, monkeypatch, placed_by_hand):
+    folder, checksums = mirror
+    if placed_by_hand:
+        shutil.copytree(folder, tmp_path / "downloads")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: _Usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(DatasetError) as error:
+        download_oxford_pets(tmp_path / "pets", base_url=folder.as_uri(), archives=checksums)
+    message = str(error.value)
+    assert f"Not enough free space for {tmp_path / 'downloads'} and {tmp_path}" in message
+    assert "0.0 MB are free" in message and "free some space, or pass root=" in message
+    assert ("still to download" in message) is not placed_by_hand
+    assert "for extracting and converting them" in message
+    expected = ["downloads"] if placed_by_hand else []
+    assert sorted(p.name for p in tmp_path.iterdir()) == expected  # nothing written
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, file: io.IOBase) -> None:
+        self.file = file
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _fail_writes_of(monkeypatch, stage: str) -> None:
+    full = OSError(errno.ENOSPC, "No space left on device")
+    if stage == "download":
+        real_open = Path.open
+
+        def open_part(self: Path, mode: str = "r", *args: object, **kwargs: object):
+            file = real_open(self, mode, *args, **kwargs)
+            return _FullDisk(file) if self.suffix == ".part" else file
+
+        monkeypatch.setattr(Path, "open", open_part)
+    elif stage == "extract":
+
+        def makefile(self, member: tarfile.TarInfo, target: str) -> None:
+            raise OSError(full.errno, full.strerror, target)
+
+        monkeypatch.setattr(tarfile.TarFile, "makefile", makefile)
+    else:
+
+        def save(self, target: object, *args: object, **kwargs: object) -> None:
+            raise OSError(full.errno, full.strerror, str(target))
+
+        monkeypatch.setattr(Image.Image, "save", save)
+
+
+@pytest.mark.parametrize("stage", ["download", "extract", "convert"])
+def test_a_disk_that_fills_up_is_reported_with_the_folder_and_space(
+    mirror, tmp_path, monkeypatch, stage
+):
+    folder, checksums = mirror
+    if stage != "download":
+        shutil.copytree(folder, tmp_path / "downloads")
+    _fail_writes_of(monkeypatch, stage)
+    with pytest.raises(DatasetError) as error:
+        download_oxford_pets(tmp_path / "pets", base_url=folder.as_uri(), archives=checksums)
+    message = str(error.value)
+    place = tmp_path / "downloads" if stage == "download" else tmp_path
+    assert f"The disk holding {place} is full (No space left on device" in message
+    assert " MB free there" in message and "free some space" in message
+    if stage == "download":
+        assert "kept in" in message and "images.tar.gz.part" in message
+    else:
+        assert f"writing {tmp_path / '.pets-partial-'}" in message
+        assert "the partial conversion was removed" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads"]  # no staging, no lock
