@@ -129,9 +129,14 @@ class Dataset:
                 f"Fix: arrange the files as {self.root}/{name}/images and {self.root}/{name}/masks."
             )
         if not splits[name]:
+            fix = (
+                "add files, or use a folder without splits so they are assigned for you."
+                if _split_folders(self.root)
+                else "add pairs, or choose the fractions of this folder without splits, e.g. "
+                "load_dataset(path, split_fractions=(0.6, 0.2))."
+            )
             raise DatasetError(
-                f"Split {name!r} of {self.root} is empty: no image/mask pairs found. "
-                "Fix: add files, or use a folder without splits so they are assigned for you."
+                f"Split {name!r} of {self.root} is empty: no image/mask pairs found. Fix: {fix}"
             )
         return list(splits[name])
 
