@@ -109,7 +109,9 @@ def download_oxford_pets(
     may also place them by hand. ``border_as_ignore=True`` maps the border to ``ignore_index``
     255 instead of class 2. ``base_url`` and ``archives`` (name -> size and SHA-256) exist for
     mirrors and tests. A ``root`` prepared before with the same options is reused as it is;
-    one prepared with other options is rebuilt only with ``overwrite=True``.
+    one prepared with other options is rebuilt only with ``overwrite=True``. ``val_fraction``
+    must lie strictly between 0 and 1. One process prepares a ``root`` at a time (lock file
+    ``.<root name>.lock`` beside it); another waits up to ``LOCK_WAIT_S`` seconds.
     """
     root = Path(root)
     downloads = root.parent / "downloads" if downloads is None else Path(downloads)
