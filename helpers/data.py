@@ -46,7 +46,6 @@ VERIFIER_VERSION = 1  # bump when the checks change: cached verdicts are then re
 # A file modified this recently may change again within the file system's timestamp
 # resolution without a new mtime: such a dataset state is verified but not cached.
 RACY_SECONDS = 2.0
-MAX_LISTED = 10  # problems shown in full in one error; the rest are named
 EXIF_ORIENTATION = 0x0112
 
 
@@ -398,14 +397,18 @@ def _deterministic_split(
 
 
 def _refuse(root: Path, problems: list[tuple[str, str]]) -> None:
-    """Raise one :class:`DatasetError` that lists every problem with its fix."""
+    """Raise one :class:`DatasetError` that lists every problem, each fix once."""
     if len(problems) == 1:
         raise DatasetError(problems[0][1])
+    by_fix: dict[str, list[tuple[str, str]]] = {}
+    for where, message in problems:
+        by_fix.setdefault(message.partition(" Fix: ")[2] or message, []).append((where, message))
     lines = [f"{len(problems)} problems in {root}, each with its fix:"]
-    lines += [f"- {message}" for _, message in problems[:MAX_LISTED]]
-    if len(problems) > MAX_LISTED:
-        rest = ", ".join(where for where, _ in problems[MAX_LISTED:])
-        lines.append(f"- and {len(problems) - MAX_LISTED} more (see check_pair for each): {rest}")
+    for same in by_fix.values():
+        lines.append(f"- {same[0][1]}")
+        if len(same) > 1:
+            names = sorted(os.path.relpath(where, root) for where, _ in same[1:])
+            lines.append(f"  The same fix applies to {len(names)} more: {', '.join(names)}")
     raise DatasetError("\n".join(lines))
 
 
@@ -428,7 +431,8 @@ def _verify_pairs(
         try:
             mode, mask_counts = _inspect_pair(pair, classes, decode)
         except DatasetError as error:
-            problems.append((str(pair.mask), str(error)))
+            bad = pair.mask if str(pair.mask) in str(error) else pair.image
+            problems.append((str(bad), str(error)))
             continue
         modes.setdefault(mode, []).append(pair.image)
         if mask_counts is not None:
@@ -451,14 +455,19 @@ def _mode_notes(modes: dict[str, list[Path]]) -> list[str]:
 
 
 def _small_split_notes(root: Path, splits: dict[str, list[Pair]]) -> list[str]:
-    """A note for each val/test split too small to measure anything."""
-    return [
-        f"split {name!r} of {root.name} has only {len(splits[name])} pair(s): its scores (and "
-        "early stopping or checkpoints chosen on them) are noise. Fix: add pairs, or for a "
-        "folder without splits choose the fractions, e.g. "
-        "load_dataset(path, split_fractions=(0.6, 0.2))."
+    """One note naming the val/test splits too small to measure anything."""
+    small = [
+        f"{name} ({len(splits[name])} pair(s))"
         for name in ("val", "test")
         if 0 < len(splits.get(name, [])) < MIN_EVAL_PAIRS
+    ]
+    if not small:
+        return []
+    return [
+        f"the {' and '.join(small)} split(s) of {root.name} are too small to measure anything: "
+        "scores (and early stopping or checkpoints chosen on them) are noise. Fix: add pairs, "
+        "or for a folder without splits choose the fractions, e.g. "
+        "load_dataset(path, split_fractions=(0.6, 0.2))."
     ]
 
 
