@@ -103,7 +103,7 @@ class Dataset:
     classes: Classes
     notes: list[str] = field(default_factory=list)
     split_fractions: tuple[float, float] = DEFAULT_SPLIT_FRACTIONS
-    _verified_state: str | None = field(default=None, repr=False, compare=False)
+    _verified_state: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -143,13 +143,17 @@ class Dataset:
         """Every split's pairs, verified (from the cache when this state passed before)."""
         problems: list[tuple[str, str]] = []
         splits = _list_splits(self.root, self.split_fractions, problems)
-        if problems:
-            _refuse(self.root, problems)
         state, newest = _state(self.root, self.classes, self.split_fractions, splits)
-        if state is not None and state == self._verified_state:
+        if problems:
+            state = None  # reported below, with the pairs' problems
+        elif state is not None and state == self._verified_state:
             return splits
         cached = _cached_notes(self.root, state)
-        notes = _verify_pairs(self.root, self.classes, splits, decode) if cached is None else cached
+        notes = (
+            _verify_pairs(self.root, self.classes, splits, decode, problems)
+            if cached is None
+            else cached
+        )
         if cached is None and decode:
             _save_verdict(self.root, state, newest, notes)
         if cached is not None or decode:
@@ -421,10 +425,14 @@ def _all_pairs(splits: dict[str, list[Pair]]) -> Iterator[Pair]:
 
 
 def _verify_pairs(
-    root: Path, classes: Classes, splits: dict[str, list[Pair]], decode: bool
+    root: Path,
+    classes: Classes,
+    splits: dict[str, list[Pair]],
+    decode: bool,
+    problems: list[tuple[str, str]],
 ) -> list[str]:
-    """Check every pair; raise one error listing all problems, or return the notes."""
-    problems: list[tuple[str, str]] = []
+    """Check every pair; raise one error listing all ``problems`` (the listing's and the
+    pairs'), or return the notes."""
     modes: dict[str, list[Path]] = {}
     counts = np.zeros(256, dtype=np.int64)
     for pair in _all_pairs(splits):

@@ -146,6 +146,14 @@ def test_every_bad_file_is_reported_at_once(make_dataset):
         assert name in message and fix in message
 
 
+def test_listing_and_content_problems_are_reported_together(make_dataset):
+    root = make_dataset()
+    (root / "train/masks/train_2.png").unlink()  # an image without its mask
+    save_mask(root / "test/masks/test_0.png", np.full((12, 16), 7))
+    with pytest.raises(DatasetError, match=r"(?s)2 problems.*No mask for 1 file.*test_0.png"):
+        data.load_dataset(root).split("val")
+
+
 def test_many_bad_files_are_all_named_and_each_fix_said_once(make_dataset):
     root = make_dataset(pairs=6)
     for split in data.SPLITS:
