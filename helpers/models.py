@@ -35,6 +35,31 @@ def seed_classifier(num_classes: int, image_size: int = 224) -> keras.Model:
     )
 
 
+def image_size_problem(image_size: int | None, depth: int = 3, model: str = "U-Net") -> str | None:
+    """Why ``image_size`` cannot go through ``depth`` poolings (None when it can).
+
+    Each pooling halves the side, and the decoder doubles it back: the side must be a positive
+    multiple of ``2**depth``, or the skip connections meet maps of different sizes.
+    """
+    step = 2**depth
+    if image_size is None or (image_size > 0 and image_size % step == 0):
+        return None
+    lower = image_size // step * step
+    choices = " or ".join(str(size) for size in (lower, lower + step) if size > 0)
+    poolings = f"{depth} pooling{'s' * (depth != 1)}"
+    return (
+        f"image_size must be a multiple of {step} for this {model} ({poolings}): "
+        f"{image_size} -> use {choices}"
+    )
+
+
+def _check_image_size(image_size: int | None, depth: int, model: str) -> None:
+    """Raise ``ValueError`` with :func:`image_size_problem`'s message, if there is one."""
+    problem = image_size_problem(image_size, depth, model)
+    if problem:
+        raise ValueError(problem)
+
+
 def _conv_block(x, filters: int, momentum: float, name: str):
     """Two 3x3 convolutions, each followed by BatchNorm and ReLU."""
     for index in (1, 2):
@@ -61,6 +86,7 @@ def fcn(
     shared weights). The logits come out at 1/8 resolution and are upsampled bilinearly, so
     masks are coarse. ``image_size=None`` accepts any size that is a multiple of 8.
     """
+    _check_image_size(image_size, 3, "FCN")
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
     for level, filters in enumerate((base_filters, base_filters * 2, base_filters * 4), start=1):
@@ -84,8 +110,10 @@ def unet(
     ``depth`` poolings halve the resolution each time (image sides must be multiples of
     ``2**depth``); filters double at each level. BatchNorm uses momentum 0.9 so that its
     validation statistics follow training quickly. ``skip_connections=False`` builds the same
-    network without them (an exercise of notebook 03).
+    network without them (an exercise of notebook 03). Any other ``image_size`` is refused
+    with the nearest sizes that work.
     """
+    _check_image_size(image_size, depth, "U-Net")
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x, skips = inputs, []
     for level in range(depth):

@@ -2,27 +2,43 @@
 
 Notebooks 04 and later call :func:`load_or_train`, so each runs on its own (on Colab, say):
 it loads the model notebook 03 saved in ``artifacts/``, or trains the same one and says so.
+
+Nothing is lost: runs live in ``artifacts/<dataset>/<model>-<config id>/`` (one folder per
+dataset and configuration, :func:`default_run_dir`), trained models in
+``artifacts/<dataset>/unet-<config id>.keras`` (:func:`model_path`); every model file is
+written to a temporary file and renamed over the old one, so a crash leaves the old file or the
+new one, never a broken one; and no good file is ever deleted.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
+import hashlib
+import json
 import math
+import os
+import tempfile
 import time
-from collections.abc import Iterable
+import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from helpers import ARTIFACTS_DIR, losses, metrics, models, pipeline, runtime
+from helpers import ARTIFACTS_DIR, REPO_ROOT, losses, metrics, models, pipeline, runtime
 from helpers.data import Classes, Dataset, class_pixel_counts
 
 
 class NoGPUError(RuntimeError):
     """A GPU was demanded (``REQUIRE_GPU = True``) but the runtime has none."""
+
+
+class DamagedModelError(ValueError):
+    """A ``.keras`` file that is not a complete archive (a crash during its save, say)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +90,29 @@ def resolve_config(require_gpu: bool = False, **overrides: object) -> TrainConfi
     config = GPU_CONFIG if gpus else CPU_CONFIG
     if gpus:
         config = dataclasses.replace(config, mixed_precision=runtime.mixed_precision_capable())
-    return dataclasses.replace(config, **overrides)
+    config = dataclasses.replace(config, **overrides)
+    check_config(config)
+    return config
+
+
+def config_id(config: TrainConfig) -> str:
+    """A short name for a configuration, the same on every machine: its image size and epochs,
+    then a hash of every field (``"64px-60ep-1a2b3c4d"``), so two configurations never share
+    a run folder or a model file."""
+    fields = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    digest = hashlib.sha256(fields.encode()).hexdigest()[:8]
+    return f"{config.image_size}px-{config.epochs}ep-{digest}"
+
+
+def default_run_dir(dataset_name: str, config: TrainConfig, model_name: str = "unet") -> Path:
+    """Where :func:`train` keeps a run: ``artifacts/<dataset>/<model>-<config id>/``."""
+    return ARTIFACTS_DIR / dataset_name / f"{model_name}-{config_id(config)}"
+
+
+def model_path(dataset_name: str, config: TrainConfig) -> Path:
+    """Where the trained U-Net of a dataset and configuration is saved (:func:`save_trained`)
+    and loaded (:func:`load_or_train`): ``artifacts/<dataset>/unet-<config id>.keras``."""
+    return default_run_dir(dataset_name, config).with_suffix(".keras")
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -113,12 +151,29 @@ def learning_rate_for(config: TrainConfig, train_size: int) -> float | ConstantT
 
 
 def check_config(config: TrainConfig) -> None:
-    """Refuse a configuration the recipe cannot train (before any data is read)."""
-    if config.loss != "cross_entropy" and config.class_weight_power:
-        raise ValueError(
-            "Per-pixel class weights apply to plain cross-entropy only (loss='cross_entropy'): "
-            "set class_weight_power=0 with another loss."
-        )
+    """Refuse a configuration the recipe cannot train (before any data is read), naming every
+    problem and what is allowed."""
+    rules = [
+        (config.batch_size < 1, f"batch_size must be at least 1, not {config.batch_size}"),
+        (config.epochs < 1, f"epochs must be at least 1, not {config.epochs}"),
+        (
+            not config.learning_rate > 0,
+            f"learning_rate must be greater than 0, not {config.learning_rate}",
+        ),
+        (
+            not 0 <= config.decay_fraction < 1,
+            f"decay_fraction must be in [0, 1) (0: constant rate), not {config.decay_fraction}",
+        ),
+        (
+            config.loss != "cross_entropy" and bool(config.class_weight_power),
+            "per-pixel class weights apply to plain cross-entropy only (loss='cross_entropy'): "
+            "set class_weight_power=0 with another loss",
+        ),
+    ]
+    problems = [message for failed, message in rules if failed]
+    problems += filter(None, [models.image_size_problem(config.image_size)])
+    if problems:
+        raise ValueError("Invalid training configuration: " + "; ".join(problems) + ".")
 
 
 def set_precision(config: TrainConfig) -> str:
@@ -231,11 +286,46 @@ class TimeToTarget(keras.callbacks.Callback):
             self.seconds_to_target, self.epoch_to_target = self.train_seconds, epoch + 1
 
 
+def _replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a temporary file beside ``path``, then rename it over ``path``: a crash
+    leaves the old file or the new one, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        write(partial)
+        with partial.open("rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def save_atomically(model: keras.Model, path: Path) -> None:
+    """``model.save(path)`` through a temporary file and a rename (see above)."""
+    _replace_atomically(Path(path), model.save)
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Saves the model (weights, optimizer state) to ``path`` after every epoch, atomically:
+    unlike ``ModelCheckpoint``, which rewrites the file in place, a kill during the save
+    leaves the previous checkpoint intact."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        save_atomically(self.model, self.path)
+
+
 def default_callbacks(run_dir: Path, patience: int) -> list[keras.callbacks.Callback]:
-    """Checkpoint (``.keras``), early stopping on validation mean IoU, CSV and TensorBoard logs."""
+    """Checkpoint (``.keras``), early stopping on validation mean IoU, CSV and TensorBoard logs.
+
+    The checkpoint comes before the CSV log, so the log never counts an epoch that the
+    checkpoint does not hold (resuming reads the epoch count from the log)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     return [
-        keras.callbacks.ModelCheckpoint(run_dir / "checkpoint.keras"),
+        AtomicCheckpoint(run_dir / "checkpoint.keras"),
         keras.callbacks.EarlyStopping(
             monitor="val_mean_iou", mode="max", patience=patience, restore_best_weights=True
         ),
@@ -275,6 +365,103 @@ def recipe_batches(dataset: Dataset, config: TrainConfig, train_pairs: list | No
     return train_batches, val_batches
 
 
+RUN_FILES = ("checkpoint.keras", "history.csv", "run.json", "logs")
+# Fields a resumed run may change: how long it goes on and how patiently it waits.
+RESUMABLE_CHANGES = ("epochs", "patience")
+
+
+def _count(number: int, noun: str) -> str:
+    """``"1 epoch"``, ``"3 epochs"``."""
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
+def _timestamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it, for messages."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def set_aside_earlier_run(run_dir: Path) -> Path | None:
+    """Move the files of an earlier run in ``run_dir`` (checkpoint, logs, configuration) into
+    ``run_dir/earlier/<date-time>-<random>/`` and return that folder (None if there were none).
+    Nothing is deleted: remove old runs by hand when you no longer need them."""
+    found = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    if not found:
+        return None
+    (run_dir / "earlier").mkdir(exist_ok=True)
+    aside = Path(tempfile.mkdtemp(prefix=f"{_timestamp()}-", dir=run_dir / "earlier"))
+    for path in found:
+        os.replace(path, aside / path.name)
+    return aside
+
+
+def _start_fresh(run_dir: Path, config: TrainConfig) -> None:
+    """Set an earlier run aside and record this run's configuration (``run.json``)."""
+    set_aside_earlier_run(run_dir)
+    record = json.dumps(dataclasses.asdict(config), indent=1)
+    _replace_atomically(run_dir / "run.json", lambda path: path.write_text(record))
+
+
+def load_model_file(path: Path) -> keras.Model:
+    """``keras.models.load_model(path, safe_mode=True)``, but a file that is not a complete
+    ``.keras`` archive raises :class:`DamagedModelError` naming it (Keras says "File not
+    found")."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad_member = archive.testzip()
+    except (zipfile.BadZipFile, EOFError) as error:
+        bad_member = f"not a complete .keras archive: {error}"
+    if bad_member:
+        raise DamagedModelError(
+            f"The model file {_shown(path)} is damaged ({bad_member}; "
+            f"{path.stat().st_size:,d} bytes), probably by a crash during its save."
+        )
+    return keras.models.load_model(path, safe_mode=True)
+
+
+def _resume_mismatches(
+    saved: keras.Model, run_dir: Path, config: TrainConfig, classes: Classes, given: keras.Model
+) -> list[str]:
+    """What differs between a checkpoint and what the caller asked for (empty: none)."""
+    problems = []
+    size = saved.input_shape[1]
+    if size is not None and size != config.image_size:
+        problems.append(f"it was trained on {size}x{size} images, not {config.image_size}")
+    if saved.output_shape[-1] != classes.num_classes:
+        problems.append(f"it has {saved.output_shape[-1]} classes, not {classes.num_classes}")
+    kept, asked = (saved.name, saved.count_params()), given and (given.name, given.count_params())
+    if asked and asked != kept:
+        problems.append(
+            f"it holds a {kept[0]} of {kept[1]:,d} weights, but the given model is a {asked[0]} "
+            f"of {asked[1]:,d} (pass model=None to continue the checkpoint's model)"
+        )
+    record = run_dir / "run.json"
+    earlier = json.loads(record.read_text()) if record.is_file() else {}
+    for field, value in dataclasses.asdict(config).items():
+        skipped = field in RESUMABLE_CHANGES or field == "image_size"  # checked on the model
+        if field in earlier and not skipped and earlier[field] != value:
+            problems.append(f"it was trained with {field}={earlier[field]!r}, not {value!r}")
+    return problems
+
+
+def _resumed_model(
+    checkpoint: Path, config: TrainConfig, classes: Classes, given: keras.Model | None
+) -> keras.Model:
+    """The checkpoint's model, if it is the run that was asked for; a clear error if not."""
+    fix = "Resume with the run's settings, or train afresh (resume=False; the run is kept)."
+    try:
+        saved = load_model_file(checkpoint)
+    except DamagedModelError as error:
+        raise DamagedModelError(f"{error} {fix}") from None
+    problems = _resume_mismatches(saved, checkpoint.parent, config, classes, given)
+    if problems:
+        raise ValueError(f"Cannot resume from {_shown(checkpoint)}: {'; '.join(problems)}. {fix}")
+    return saved
+
+
 def train(
     dataset: Dataset,
     config: TrainConfig,
@@ -287,35 +474,44 @@ def train(
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train a segmentation model (by default a U-Net) with the shared recipe.
 
-    ``run_dir`` (default ``artifacts/<model name>``) receives the checkpoint and logs. With
-    ``resume=True`` and a checkpoint there, training continues from it (weights, optimizer
-    state, epoch count) instead of starting over. Returns the model and its history.
+    ``run_dir`` (default :func:`default_run_dir`: ``artifacts/<dataset>/<model name>-<config
+    id>/``) receives the checkpoint (saved atomically every epoch), ``history.csv``, the
+    TensorBoard logs and ``run.json`` (the configuration). With ``resume=True`` and a
+    checkpoint there, training continues from it (weights, optimizer state, epoch count); it is
+    refused, before any data is read, if the checkpoint's image size, classes, model or
+    configuration (other than ``epochs`` and ``patience``) differ from what was asked. A fresh
+    run in a folder that holds an earlier run moves that run's files to
+    ``run_dir/earlier/<date-time>-<random>/`` once the data is ready, just before the first
+    epoch: an earlier checkpoint is never deleted. Returns the model and its history.
     """
     check_config(config)
     runtime.seed_everything(config.seed)
     set_precision(config)
     classes = dataset.classes
+    given = model
     if model is None:
         model = models.unet(
             classes.num_classes, image_size=config.image_size, base_filters=config.base_filters
         )
-    run_dir = run_dir or ARTIFACTS_DIR / model.name
+    run_dir = Path(run_dir or default_run_dir(dataset.name, config, model.name))
     checkpoint = run_dir / "checkpoint.keras"
+    resuming = resume and checkpoint.is_file()
+    if resuming:
+        model = _resumed_model(checkpoint, config, classes, given)
+    elif resume:
+        print(f"Nothing to resume in {_shown(run_dir)}: starting a fresh run.")
     train_pairs = dataset.split("train")  # checks every file's header: once per run
-    initial_epoch = 0
-    if resume and checkpoint.is_file():
-        model = keras.models.load_model(checkpoint)
-        initial_epoch = completed_epochs(run_dir)
+    initial_epoch = completed_epochs(run_dir) if resuming else 0
+    if resuming:
         print(f"Resuming from {checkpoint.name} after epoch {initial_epoch}.")
     else:
-        if run_dir.exists():  # a fresh run starts fresh logs
-            for stale in ("history.csv", "checkpoint.keras"):
-                (run_dir / stale).unlink(missing_ok=True)
         learning_rate = learning_rate_for(config, len(train_pairs))
         compile_for_segmentation(
             model, classes.num_classes, classes.ignore_index, learning_rate, config.loss
         )
     train_batches, val_batches = recipe_batches(dataset, config, train_pairs)
+    if not resuming:
+        _start_fresh(run_dir, config)
     history = model.fit(
         train_batches,
         validation_data=val_batches,
@@ -328,21 +524,72 @@ def train(
     return model, history.history
 
 
+def _sidecar(path: Path) -> Path:
+    """The JSON file that says how the model saved at ``path`` was trained."""
+    return path.with_suffix(".json")
+
+
+def save_trained(
+    model: keras.Model, path: Path, config: TrainConfig, history: dict[str, list[float]]
+) -> None:
+    """Save a trained model atomically to ``path`` (usually :func:`model_path`), with a JSON
+    sidecar (same name, ``.json``): the configuration, the epochs ``history`` records, its best
+    validation mean IoU and the date."""
+    path = Path(path)
+    scores = history.get("val_mean_iou", [])
+    record = {
+        "config": dataclasses.asdict(config),
+        "config_id": config_id(config),
+        "epochs_run": len(history.get("loss", [])),
+        "best_val_mean_iou": max(scores) if scores else None,
+        "saved": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    save_atomically(model, path)
+    text = json.dumps(record, indent=1)
+    _replace_atomically(_sidecar(path), lambda partial: partial.write_text(text))
+
+
+def how_trained(path: Path) -> str:
+    """How the model at ``path`` was trained, from its sidecar (:func:`save_trained`)."""
+    try:
+        record = json.loads(_sidecar(path).read_text())
+        epochs, best = record["epochs_run"], record["best_val_mean_iou"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no record of how it was trained"
+    score = "no validation score" if best is None else f"best validation mean IoU {best:.3f}"
+    return f"trained {_count(epochs, 'epoch')}, {score}"
+
+
+def _set_aside_damaged(path: Path) -> Path:
+    """Rename a damaged model file to ``<name>.damaged-<date-time>`` (never delete it)."""
+    aside = path.with_name(f"{path.name}.damaged-{_timestamp()}")
+    os.replace(path, aside)
+    return aside
+
+
 def load_or_train(
     dataset: Dataset, config: TrainConfig | None = None, path: Path | None = None
 ) -> keras.Model:
-    """The trained U-Net from ``artifacts/`` (as notebook 03 saved it), or train one and save it.
+    """The trained U-Net of this dataset and configuration (default path :func:`model_path`,
+    as notebook 03 saved it), or train one now and save it with :func:`save_trained`.
 
-    Prints which of the two happened, so a reader knows where the model came from.
+    Prints one line: which model it loaded and how it was trained, or that it trains one (a
+    damaged file is renamed aside, never deleted, and a new model trained).
     """
-    path = path or ARTIFACTS_DIR / f"unet_{dataset.name}.keras"
-    if path.is_file():
-        print(f"Loaded the trained model from {path.relative_to(path.parents[1])}.")
-        return keras.models.load_model(path, safe_mode=True)
     config = config or resolve_config()
-    print(f"No trained model at {path.name}: training one with the shared recipe ({config}).")
-    model, _ = train(dataset, config, verbose=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
-    print(f"Saved it to {path.relative_to(path.parents[1])}.")
+    path = Path(path or model_path(dataset.name, config))
+    size = config.image_size
+    recipe = f"the shared recipe ({_count(config.epochs, 'epoch')} at {size}x{size})"
+    if not path.is_file():
+        print(f"No trained model at {_shown(path)}: training one now with {recipe}.")
+    else:
+        try:
+            model = load_model_file(path)
+            print(f"Loaded the trained model from {_shown(path)} ({how_trained(path)}).")
+            return model
+        except DamagedModelError as error:
+            aside = _set_aside_damaged(path)
+            print(f"{error} Kept it as {aside.name}; training a new one now with {recipe}.")
+    model, history = train(dataset, config, verbose=0)
+    save_trained(model, path, config, history)
     return model

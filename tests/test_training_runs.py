@@ -1,0 +1,266 @@
+"""helpers.training never loses a run (issue 12): atomic checkpoints and saves, runs kept apart
+per dataset and configuration, damaged files named, bad configurations refused up front."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import keras
+import pytest
+
+from helpers import data, models, training
+
+TINY = training.TrainConfig(
+    image_size=16, batch_size=4, epochs=1, learning_rate=1e-2, base_filters=2, patience=5
+)
+
+
+@pytest.fixture
+def dataset(make_dataset):
+    return data.load_dataset(make_dataset(pairs=4))
+
+
+@pytest.fixture
+def artifacts(tmp_path, monkeypatch):
+    """``artifacts/`` in a temporary folder."""
+    folder = tmp_path / "artifacts"
+    monkeypatch.setattr(training, "ARTIFACTS_DIR", folder)
+    return folder
+
+
+def kill_during_save(monkeypatch):
+    """Every ``model.save`` writes the start of an archive, then dies."""
+
+    def broken_save(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"PK\x03\x04" + bytes(100))
+        raise OSError("killed during the save")
+
+    monkeypatch.setattr(keras.Model, "save", broken_save)
+
+
+def refuse_to_read(dataset, monkeypatch):
+    """Reading the dataset's files fails: what a test calls must refuse before that."""
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the data was read")
+
+    monkeypatch.setattr(type(dataset), "split", no_reading)
+
+
+def test_a_kill_during_the_checkpoint_save_leaves_the_previous_checkpoint(
+    dataset, tmp_path, monkeypatch
+):
+    run_dir = tmp_path / "run"
+    training.train(dataset, TINY, run_dir=run_dir, verbose=0)
+    checkpoint = run_dir / "checkpoint.keras"
+    saved = checkpoint.read_bytes()
+    kill_during_save(monkeypatch)
+    longer = dataclasses.replace(TINY, epochs=2)
+    with pytest.raises(OSError, match="killed during the save"):
+        training.train(dataset, longer, run_dir=run_dir, resume=True, verbose=0)
+    assert checkpoint.read_bytes() == saved
+    assert sorted(path.name for path in run_dir.glob("*.keras")) == ["checkpoint.keras"]
+    assert training.completed_epochs(run_dir) == 1, "the log counts only checkpointed epochs"
+    monkeypatch.undo()
+    assert training.load_model_file(checkpoint).output_shape == (None, 16, 16, 3)
+
+
+def test_a_fresh_run_sets_the_earlier_run_aside_instead_of_deleting_it(
+    dataset, tmp_path, monkeypatch
+):
+    run_dir = tmp_path / "run"
+    training.train(dataset, TINY, run_dir=run_dir, verbose=0)
+    earlier = {name: (run_dir / name).read_bytes() for name in ("checkpoint.keras", "history.csv")}
+    refuse_to_read(dataset, monkeypatch)  # a fresh run that fails before training
+    with pytest.raises(AssertionError, match="the data was read"):
+        training.train(dataset, TINY, run_dir=run_dir, verbose=0)
+    assert (run_dir / "checkpoint.keras").read_bytes() == earlier["checkpoint.keras"]
+    monkeypatch.undo()
+
+    class Crash(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            raise RuntimeError("crash in the first epoch")
+
+    with pytest.raises(RuntimeError, match="crash in the first epoch"):
+        training.train(dataset, TINY, run_dir=run_dir, callbacks=[Crash()], verbose=0)
+    (aside,) = (run_dir / "earlier").iterdir()
+    assert {name: (aside / name).read_bytes() for name in earlier} == earlier
+    assert json.loads((aside / "run.json").read_text()) == dataclasses.asdict(TINY)
+    training.train(dataset, TINY, run_dir=run_dir, verbose=0)
+    assert training.completed_epochs(run_dir) == 1 and (run_dir / "checkpoint.keras").is_file()
+    assert len(list((run_dir / "earlier").iterdir())) == 2, "the crashed run's log is kept too"
+
+
+def test_runs_and_models_are_kept_apart_per_dataset_and_configuration(artifacts):
+    key = training.config_id(TINY)
+    assert key == training.config_id(training.TrainConfig(**dataclasses.asdict(TINY)))
+    assert key.startswith("16px-1ep-") and len(key) == len("16px-1ep-") + 8
+    others = {training.config_id(dataclasses.replace(TINY, **{f: v})) for f, v in CHANGES}
+    assert key not in others and len(others) == len(CHANGES)
+    assert training.default_run_dir("shapes", TINY) == artifacts / "shapes" / f"unet-{key}"
+    assert training.default_run_dir("pets", TINY, "fcn") == artifacts / "pets" / f"fcn-{key}"
+    assert training.model_path("shapes", TINY) == artifacts / "shapes" / f"unet-{key}.keras"
+    assert training.model_path("shapes", TINY) != training.model_path("pets", TINY)
+
+
+CHANGES = [("epochs", 3), ("learning_rate", 1e-3), ("seed", 1), ("loss", "dice")]
+
+
+def test_load_or_train_uses_the_configurations_model_and_says_how_it_was_trained(
+    dataset, artifacts, capsys
+):
+    path = training.model_path(dataset.name, TINY)
+    training.load_or_train(dataset, TINY)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line == f"No trained model at {path}: training one now with the shared recipe " + (
+        "(1 epoch at 16x16)."
+    )
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["config"] == dataclasses.asdict(TINY) and record["epochs_run"] == 1
+    assert (training.default_run_dir(dataset.name, TINY) / "checkpoint.keras").is_file()
+    saved = path.read_bytes()
+    training.load_or_train(dataset, TINY)
+    (line,) = capsys.readouterr().out.splitlines()
+    best = record["best_val_mean_iou"]
+    assert line == f"Loaded the trained model from {path} (trained 1 epoch, " + (
+        f"best validation mean IoU {best:.3f})."
+    )
+    short = dataclasses.replace(TINY, decay_fraction=0.0)  # a reader's non-default run
+    training.load_or_train(dataset, short)
+    assert "No trained model" in capsys.readouterr().out
+    assert path.read_bytes() == saved, "another configuration never replaces this model"
+    assert training.model_path(dataset.name, short).is_file()
+
+
+def test_save_trained_is_atomic_and_writes_how_the_model_was_trained(tmp_path, monkeypatch):
+    model = models.unet(3, 16, depth=1, base_filters=2)
+    path = tmp_path / "models" / "unet.keras"
+    history = {"loss": [1.0, 0.5, 0.4], "val_mean_iou": [0.2, 0.6, 0.5]}
+    training.save_trained(model, path, TINY, history)
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["epochs_run"] == 3 and record["best_val_mean_iou"] == 0.6
+    assert record["config"] == dataclasses.asdict(TINY)
+    assert record["config_id"] == training.config_id(TINY) and record["saved"][:2] == "20"
+    assert training.how_trained(path) == "trained 3 epochs, best validation mean IoU 0.600"
+    saved = path.read_bytes()
+    kill_during_save(monkeypatch)
+    with pytest.raises(OSError, match="killed"):
+        training.save_trained(model, path, TINY, {"loss": [1.0]})
+    assert path.read_bytes() == saved and sorted(p.name for p in path.parent.iterdir()) == [
+        "unet.json",
+        "unet.keras",
+    ]
+    monkeypatch.undo()
+    training.save_trained(model, path, TINY, {"loss": [1.0]})  # no validation: still recorded
+    assert training.how_trained(path) == "trained 1 epoch, no validation score"
+    path.with_suffix(".json").write_text("{")
+    assert training.how_trained(path) == "no record of how it was trained"
+
+
+def test_a_damaged_model_file_is_named_kept_aside_and_retrained(dataset, tmp_path, capsys):
+    path = tmp_path / "artifacts" / "unet_shapes.keras"
+    training.save_trained(models.unet(3, 16, depth=1, base_filters=2), path, TINY, {})
+    damaged = path.read_bytes()[:300]  # a file cut short, as a kill during a save left it
+    path.write_bytes(damaged)
+    with pytest.raises(training.DamagedModelError, match=r"unet_shapes.keras is damaged"):
+        training.load_model_file(path)
+    model = training.load_or_train(dataset, TINY, path=path)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert f"The model file {path} is damaged" in line and "training a new one now" in line
+    (aside,) = path.parent.glob("unet_shapes.keras.damaged-*")
+    assert aside.read_bytes() == damaged and line.count(aside.name) == 1
+    assert training.load_model_file(path).count_params() == model.count_params()
+
+
+def test_resuming_from_a_damaged_checkpoint_says_so_and_how_to_go_on(
+    dataset, tmp_path, monkeypatch
+):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.keras").write_bytes(b"")  # what ModelCheckpoint left after a kill
+    refuse_to_read(dataset, monkeypatch)
+    with pytest.raises(training.DamagedModelError, match=r"damaged .*resume=False"):
+        training.train(dataset, TINY, run_dir=run_dir, resume=True, verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be at least 1, not 0"),
+        ({"epochs": 0}, "epochs must be at least 1, not 0"),
+        ({"learning_rate": 0.0}, "learning_rate must be greater than 0, not 0.0"),
+        ({"learning_rate": float("nan")}, "learning_rate must be greater than 0"),
+        ({"decay_fraction": 1.0}, r"decay_fraction must be in \[0, 1\)"),
+        ({"decay_fraction": -0.1}, r"decay_fraction must be in \[0, 1\)"),
+        ({"image_size": 100}, r"multiple of 8 for this U-Net \(3 poolings\): 100 -> use 96 or 104"),
+        ({"image_size": 4}, r"multiple of 8 .*: 4 -> use 8\.$"),
+        ({"image_size": 0}, r"multiple of 8 .*: 0 -> use 8"),
+    ],
+)
+def test_bad_configurations_are_refused_before_any_data_is_read(
+    change, message, dataset, monkeypatch
+):
+    config = dataclasses.replace(TINY, **change)
+    with pytest.raises(ValueError, match=message):
+        training.check_config(config)
+    refuse_to_read(dataset, monkeypatch)
+    with pytest.raises(ValueError, match=message):
+        training.train(dataset, config, verbose=0)
+    with pytest.raises(ValueError, match=message):
+        training.resolve_config(**change)
+
+
+def test_all_problems_of_a_configuration_are_named_at_once():
+    config = training.TrainConfig(batch_size=0, epochs=0, image_size=30)
+    with pytest.raises(ValueError, match=r"batch_size .*; epochs .*; image_size .*-> use 24 or 32"):
+        training.check_config(config)
+
+
+def test_models_refuse_an_image_size_their_poolings_cannot_take():
+    with pytest.raises(ValueError, match=r"multiple of 8 for this U-Net .*: 100 -> use 96 or 104"):
+        models.unet(3, image_size=100)
+    with pytest.raises(ValueError, match=r"multiple of 2 for this U-Net \(1 pooling\): 15 -> "):
+        models.unet(3, image_size=15, depth=1)
+    with pytest.raises(ValueError, match="multiple of 8 for this FCN"):
+        models.fcn(3, image_size=36)
+    assert models.image_size_problem(None) is None and models.image_size_problem(24) is None
+    assert models.unet(3, image_size=12, depth=2, base_filters=2).output_shape == (None, 12, 12, 3)
+
+
+def test_resume_refuses_a_checkpoint_that_is_not_the_run_asked_for(
+    dataset, tmp_path, monkeypatch, capsys
+):
+    run_dir = tmp_path / "run"
+    training.train(dataset, TINY, run_dir=run_dir, verbose=0)
+    two_classes = data.Classes(names=("a", "b"), colors=((0, 0, 0), (1, 1, 1)))
+    refused = {
+        "it was trained on 16x16 images, not 24": (dataset, {"image_size": 24}, None),
+        "it has 3 classes, not 2": (dataclasses.replace(dataset, classes=two_classes), {}, None),
+        "it was trained with seed=42, not 7": (dataset, {"seed": 7}, None),
+        r"it holds a unet of [\d,]+ weights, but the given model is a fcn of [\d,]+ "
+        r"\(pass model=None to continue the checkpoint's model\)": (dataset, {}, models.fcn(3, 16)),
+    }
+    refuse_to_read(dataset, monkeypatch)
+    for message, (source, change, model) in refused.items():
+        config = dataclasses.replace(TINY, **change)
+        expected = f"Cannot resume from .*checkpoint.keras: {message}\\. Resume "
+        with pytest.raises(ValueError, match=expected):
+            training.train(source, config, model=model, run_dir=run_dir, resume=True, verbose=0)
+    monkeypatch.undo()
+    longer = dataclasses.replace(TINY, epochs=2, patience=9)  # what a resumed run may change
+    same = models.unet(3, 16, base_filters=2)
+    model, history = training.train(
+        dataset, longer, model=same, run_dir=run_dir, resume=True, verbose=0
+    )
+    assert capsys.readouterr().out == "Resuming from checkpoint.keras after epoch 1.\n"
+    assert len(history["loss"]) == 1 and training.completed_epochs(run_dir) == 2
+
+
+def test_resume_without_a_checkpoint_says_it_starts_afresh(dataset, tmp_path, monkeypatch, capsys):
+    refuse_to_read(dataset, monkeypatch)
+    with pytest.raises(AssertionError, match="the data was read"):
+        training.train(dataset, TINY, run_dir=tmp_path / "none", resume=True, verbose=0)
+    expected = f"Nothing to resume in {tmp_path / 'none'}: starting a fresh run.\n"
+    assert capsys.readouterr().out == expected
