@@ -596,7 +596,7 @@ def _inspect_pair(pair: Pair, classes: Classes, decode: bool) -> tuple[str, np.n
         raise DatasetError(
             f"Image {pair.image} is {image_info.size[0]}x{image_info.size[1]} but its mask "
             f"{pair.mask} is {mask_info.size[0]}x{mask_info.size[1]} (width x height). "
-            "Fix: resize the mask with nearest-neighbour interpolation (never bilinear), or "
+            "Fix: resize the mask with helpers.pipeline.resize_mask (never bilinear), or "
             "re-export the pair."
         )
     if mask is None:
@@ -695,7 +695,8 @@ def _open_checked(path: Path, kind: str, decode: bool) -> tuple[_ImageInfo, np.n
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise DatasetError(
             f"The {kind} file {path} is too large to open safely ({error}). Fix: downscale it "
-            "(masks with nearest-neighbour), or, if you trust it, raise PIL.Image.MAX_IMAGE_PIXELS."
+            "(masks with helpers.pipeline.resize_mask), or, if you trust it, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS."
         ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise DatasetError(
