@@ -96,7 +96,8 @@ def test_too_many_classes(make_dataset):
 def test_image_and_mask_sizes_differ(make_dataset):
     root = make_dataset()
     Image.fromarray(np.zeros((5, 7), np.uint8)).save(root / "train/masks/train_1.png")
-    with pytest.raises(DatasetError, match=r"train_1.png is 16x12 but its mask .* is 7x5.*resize_mask"):
+    expected = r"train_1.png is 16x12 but its mask .* is 7x5.*resize_mask"
+    with pytest.raises(DatasetError, match=expected):
         data.load_dataset(root).split("train")
 
 
