@@ -500,7 +500,7 @@ def train(
         model = _resumed_model(checkpoint, config, classes, given)
     elif resume:
         print(f"Nothing to resume in {_shown(run_dir)}: starting a fresh run.")
-    train_pairs = dataset.split("train")  # checks every file's header: once per run
+    train_pairs = dataset.split("train")  # verifies every pair (cached per dataset state)
     initial_epoch = completed_epochs(run_dir) if resuming else 0
     if resuming:
         print(f"Resuming from {checkpoint.name} after epoch {initial_epoch}.")
