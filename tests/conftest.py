@@ -32,6 +32,15 @@ def write_pair(root: Path, stem: str, size: tuple[int, int] = (16, 12), value: i
     Image.fromarray(mask).save(root / "masks" / f"{stem}.png")
 
 
+@pytest.fixture(autouse=True)
+def artifacts_in_a_temporary_folder(tmp_path_factory, monkeypatch):
+    """No test writes into the repository's ``artifacts/`` (trainings with a default run folder
+    or model path land in a temporary one)."""
+    from helpers import training
+
+    monkeypatch.setattr(training, "ARTIFACTS_DIR", tmp_path_factory.mktemp("artifacts"))
+
+
 @pytest.fixture
 def make_dataset(tmp_path: Path) -> Callable[..., Path]:
     """Factory: a valid dataset with splits; ``pairs`` pairs per split."""
