@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from helpers.data import Pair
@@ -28,8 +29,18 @@ def decode_pair(
     image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
     image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 0..255 -> float 0..1
     image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
-    mask = tf.io.decode_png(tf.io.read_file(mask_path), channels=1)
-    return tf.clip_by_value(image, 0.0, 1.0), resize_mask(mask[..., 0], image_size)
+    mask = tf.io.decode_png(tf.io.read_file(mask_path))  # as stored: a mask has one channel
+    one_channel = tf.debugging.Assert(
+        tf.equal(tf.shape(mask)[-1], 1),
+        [
+            "A mask must be one channel of class ids (an RGB or palette mask would be read as "
+            "grey values). Fix: convert it with helpers.data.convert_mask. The file:",
+            mask_path,
+        ],
+    )
+    with tf.control_dependencies([one_channel]):
+        mask = tf.identity(mask[..., 0])
+    return tf.clip_by_value(image, 0.0, 1.0), resize_mask(mask, image_size)
 
 
 def resize_mask(mask: tf.Tensor, size: tuple[int, int] | tf.Tensor) -> tf.Tensor:
@@ -75,6 +86,25 @@ def augment_pair(
     return tf.clip_by_value(image, 0.0, 1.0), mask
 
 
+def checked_class_weights(class_weights: Sequence[float], num_classes: int | None) -> np.ndarray:
+    """``class_weights`` as float32, refused unless finite, >= 0 and exactly one per class (a
+    missing weight would silently weigh its class 0, an extra one would be ignored)."""
+    if num_classes is None:
+        raise ValueError(
+            "make_pipeline(class_weights=...) needs num_classes=... (dataset.classes.num_classes) "
+            "to check that there is exactly one weight per class."
+        )
+    weights = np.asarray(class_weights, dtype=np.float32)
+    if weights.shape != (num_classes,):
+        raise ValueError(
+            f"class_weights has {weights.size} value(s) but the dataset has {num_classes} classes: "
+            "give exactly one weight per class, in class-id order."
+        )
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError(f"class_weights must be finite and >= 0, not {weights.tolist()}.")
+    return weights
+
+
 def make_pipeline(
     split: Sequence[Pair],
     image_size: int | tuple[int, int] = 64,
@@ -87,18 +117,21 @@ def make_pipeline(
     seed: int = 0,
     prefetch: bool = True,
     class_weights: Sequence[float] | None = None,
+    num_classes: int | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image float32 [B, H, W, 3] in [0, 1], mask int32 [B, H, W])``.
 
     ``split`` is a list of pairs from ``Dataset.split(...)``. Decoding runs in parallel;
     ``cache`` keeps decoded, resized pairs in memory (before augmentation); ``shuffle`` and
     ``augment`` (flips, lighting and, up to ``max_zoom``, zoom-crops) are seeded by ``seed``.
-    With ``class_weights`` (one per class) each element gains a third tensor, the per-pixel
-    sample weight ``class_weights[mask]`` (0 on pixels whose label is not a class, such as
-    ``ignore_index``), which Keras' ``fit`` applies to the loss.
+    With ``class_weights`` (exactly one per class: pass ``num_classes`` too) each element gains
+    a third tensor, the per-pixel sample weight ``class_weights[mask]`` (0 on pixels whose label
+    is not a class, such as ``ignore_index``), which Keras' ``fit`` applies to the loss.
     """
     if not split:
         raise ValueError("make_pipeline got an empty split: there is nothing to load.")
+    if class_weights is not None:
+        class_weights = checked_class_weights(class_weights, num_classes)
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     paths = tf.data.Dataset.from_tensor_slices(
         ([str(pair.image) for pair in split], [str(pair.mask) for pair in split])

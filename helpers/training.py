@@ -360,6 +360,7 @@ def recipe_batches(dataset: Dataset, config: TrainConfig, train_pairs: list | No
         shuffle=True,
         seed=config.seed,
         class_weights=weights,
+        num_classes=dataset.classes.num_classes,
     )
     val_batches = pipeline.make_pipeline(dataset.split("val"), config.image_size, config.batch_size)
     return train_batches, val_batches

@@ -34,7 +34,7 @@ def test_pipeline_adds_per_pixel_weights_with_zero_on_ignored_pixels(tmp_path):
     Image.fromarray(mask).save(pairs[0].mask)
     weights = np.array([0.5, 2.0, 3.0, 4.0, 5.0], np.float32)
     images, masks, sample_weights = next(
-        iter(pipeline.make_pipeline(pairs, 16, 4, class_weights=weights))
+        iter(pipeline.make_pipeline(pairs, 16, 4, class_weights=weights, num_classes=5))
     )
     assert images.shape == (4, 16, 16, 3)
     masks, sample_weights = masks.numpy(), sample_weights.numpy()

@@ -169,3 +169,27 @@ def test_empty_split_is_refused():
 def test_without_cache_or_prefetch(shapes_pairs):
     batches = pipeline.make_pipeline(shapes_pairs, 16, 6, cache=False, prefetch=False)
     assert [int(images.shape[0]) for images, _ in batches] == [6, 6]
+
+
+@pytest.mark.parametrize(
+    ("weights", "num_classes", "message"),
+    [
+        ([1.0, 2.0, 3.0], 5, "3 value.*5 classes"),  # too few: two classes would weigh 0
+        ([1.0] * 6, 5, "6 value.*5 classes"),  # too many: one would be ignored
+        ([1.0, -1.0, 1.0, 1.0, 1.0], 5, "finite and >= 0"),
+        ([1.0, float("nan"), 1.0, 1.0, 1.0], 5, "finite and >= 0"),
+        ([1.0] * 5, None, "needs num_classes"),
+    ],
+)
+def test_class_weights_must_be_one_per_class(shapes_pairs, weights, num_classes, message):
+    with pytest.raises(ValueError, match=message):
+        pipeline.make_pipeline(shapes_pairs, 16, 4, class_weights=weights, num_classes=num_classes)
+
+
+def test_a_mask_that_is_not_one_channel_fails_with_its_file_wherever_it_enters(shapes_pairs):
+    # Pairs given straight to make_pipeline skip Dataset.split's checks; the pipeline still
+    # refuses an RGB mask instead of reading it as grey values.
+    rgb = np.stack([np.asarray(Image.open(shapes_pairs[0].mask))] * 3, axis=-1)
+    Image.fromarray(rgb).save(shapes_pairs[0].mask)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)convert_mask.*train_00000"):
+        next(iter(pipeline.make_pipeline(shapes_pairs[:2], 16, 2)))
