@@ -1,14 +1,16 @@
 # The course's commands. Each target builds .venv from the pinned requirements when missing.
 #   make run      execute every notebook on the offline dataset -> build/ (tracked files untouched)
+#                 with build/index.html, the course pages: every rendered notebook in order
 #   make test     lint + unit tests of helpers + strict nbval over notebooks/*.ipynb
 #   make lab      JupyterLab on the notebooks
 #   make outputs  re-execute the notebooks in place (how committed outputs are produced)
+#   make student  student copies (no outputs, no solutions) -> build/student/ + build/student.zip
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint format lab outputs benchmarks clean
+.PHONY: setup run test lint format lab outputs student benchmarks clean
 
 setup: $(STAMP)
 
@@ -42,6 +44,9 @@ lab: setup
 
 outputs: setup
 	@$(BIN)/python tools/run_notebooks.py --in-place
+
+student: setup
+	@$(BIN)/python tools/make_student.py --output-dir build
 
 benchmarks: setup
 	@for script in benchmarks/*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done

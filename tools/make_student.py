@@ -1,0 +1,130 @@
+"""Write the student copies of the course (used by `make student`).
+
+python tools/make_student.py                       # build/student/ and build/student.zip
+python tools/make_student.py --output-dir /tmp/x   # /tmp/x/student/ and /tmp/x/student.zip
+
+Each notebook of notebooks/ is copied with its outputs and execution counts cleared and its
+solutions removed (the markdown cell that begins ``<details><summary>Solutions</summary>``); the
+exercise cells and their self-checks stay, as do cell tags and notebook metadata. notebooks/
+itself is only read. Beside the notebooks, the student folder holds what a student needs to run
+them (``helpers``, the pinned requirements, the Makefile's ``setup``, ``lab`` and ``run``), laid
+out like the repository; student.zip packs that folder for handing out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO_ROOT / "notebooks"
+SOLUTIONS_MARKER = "<details><summary>Solutions</summary>"
+ZIP_TOP_FOLDER = "segmentation-course"
+# What a student needs besides the notebooks, relative to the repository root. The Makefile's
+# `setup`, `lab` and `run` work in the student folder; `test`, `lint` and `benchmarks` need the
+# tests/ and benchmarks/ folders, which stay with the instructor.
+BUNDLED_FILES = (
+    "README.md",
+    "requirements.txt",
+    "environment.yml",
+    "pyproject.toml",
+    "Makefile",
+    "data/README.md",
+    "tools/run_notebooks.py",
+)
+BUNDLED_PACKAGE = "helpers"
+STUDENT_NOTE = """\
+# Student copy of the course
+
+The notebooks in `notebooks/` come without outputs and without the solutions of their
+exercises. Run them yourself:
+
+```bash
+make lab    # first time: creates .venv from requirements.txt (about a minute), then JupyterLab
+```
+
+Each exercise has a self-check cell: it prints "Fill in ... then run this cell again" until you
+have filled in your answer, then checks it (an error message says what is not right yet). Your
+instructor has the solutions. README.md describes the whole course; its `make test` and
+`make benchmarks` need folders that are not part of this copy.
+"""
+
+
+def is_solution_cell(cell: nbformat.NotebookNode) -> bool:
+    """Whether ``cell`` is a notebook's solutions block."""
+    return cell.cell_type == "markdown" and cell.source.lstrip().startswith(SOLUTIONS_MARKER)
+
+
+def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` without solutions, outputs or execution counts (tags kept)."""
+    student = copy.deepcopy(notebook)
+    student.cells = [cell for cell in student.cells if not is_solution_cell(cell)]
+    for cell in student.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return student
+
+
+def copy_bundle(destination: Path) -> None:
+    """Copy ``helpers`` and the files a student needs into ``destination``."""
+    for name in BUNDLED_FILES:
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target)
+    shutil.copytree(
+        REPO_ROOT / BUNDLED_PACKAGE,
+        destination / BUNDLED_PACKAGE,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    (destination / "STUDENT.md").write_text(STUDENT_NOTE, encoding="utf-8")
+
+
+def write_zip(folder: Path, archive: Path) -> None:
+    """Pack ``folder`` into ``archive`` under one top folder, files in a stable order."""
+    archive.unlink(missing_ok=True)
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            bundle.write(path, f"{ZIP_TOP_FOLDER}/{path.relative_to(folder).as_posix()}")
+
+
+def build(output_dir: Path, notebooks: list[Path]) -> tuple[Path, Path]:
+    """Write ``output_dir/student/`` and ``output_dir/student.zip``; return both paths."""
+    folder = output_dir / "student"
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "notebooks").mkdir(parents=True)
+    for path in notebooks:
+        notebook = nbformat.read(path, as_version=4)
+        student = student_notebook(notebook)
+        removed = len(notebook.cells) - len(student.cells)
+        nbformat.write(student, folder / "notebooks" / path.name)
+        print(f"    {path.name}: outputs cleared, {removed} solutions cell(s) removed")
+    copy_bundle(folder)
+    archive = output_dir / "student.zip"
+    write_zip(folder, archive)
+    return folder, archive
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "build")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
+    args = parser.parse_args()
+
+    notebooks = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    print(f"==> student copies of {len(notebooks)} notebook(s)")
+    folder, archive = build(args.output_dir, notebooks)
+    print(f"==> {folder}/ (notebooks/, helpers/, ...) and {archive} to hand out")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
