@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import sys
 
 import nbformat
+import numpy as np
 import pytest
+from PIL import Image
 
 from tools import run_notebooks
 
@@ -55,3 +59,52 @@ def test_in_place_never_overwrites_a_notebook_whose_run_failed(notebooks, monkey
     assert "not written" in capsys.readouterr().out
     executed = nbformat.read(good, as_version=4)
     assert executed.cells[1].outputs[0]["text"] == "hello\n"
+
+
+def figure_png(width: int = 120, height: int = 80) -> bytes:
+    """A photo-like figure (many colours, as an image shown with imshow) with a black line."""
+    rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    rgb[height // 2] = 0
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_the_figure_policy_keeps_every_figure_smaller_and_the_same_size():
+    png = figure_png()
+    shrunk = run_notebooks.shrink_png(png)
+    assert len(shrunk) < len(png)
+    with Image.open(io.BytesIO(shrunk)) as image:
+        assert image.size == (120, 80) and image.mode == "P"
+        pixels = np.asarray(image.convert("RGB"), np.int16)
+    assert (pixels[40] == 0).all(), "the black line stays black"
+    original = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.int16)
+    mean_colour_change = np.abs(pixels.mean(axis=(0, 1)) - original.mean(axis=(0, 1)))
+    assert (mean_colour_change < 3).all(), "colours kept on average"
+    assert run_notebooks.shrink_png(shrunk) == shrunk, "applying the policy twice changes nothing"
+
+
+def test_figures_only_shrinks_stored_figures_and_executes_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "01_figure.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("raise ValueError('never executed')")
+    png = base64.b64encode(figure_png()).decode("ascii")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})
+    ]
+    notebook.cells = [cell]
+    nbformat.write(notebook, path)
+    assert run(monkeypatch, "--figures-only", str(path)) == 0
+    stored = nbformat.read(path, as_version=4).cells[0]
+    assert stored.source == cell.source and len(stored.outputs) == 1
+    assert len(stored.outputs[0].data["image/png"]) < len(png)
+    assert stored.outputs[0].data["text/plain"] == "<Figure>"
+
+
+def test_committed_notebooks_stay_light():
+    """Each committed notebook stays under 600 KB (issue 17: the course under 2 MB in all)."""
+    notebooks = sorted(run_notebooks.NOTEBOOKS.glob("[0-9]*.ipynb"))
+    sizes = {path.name: path.stat().st_size for path in notebooks}
+    heavy = {name: size for name, size in sizes.items() if size > 600_000}
+    assert not heavy, f"over 600 KB (run tools/run_notebooks.py --figures-only): {heavy}"
+    assert sum(sizes.values()) < 2_000_000

@@ -3,6 +3,7 @@
 python tools/run_notebooks.py --output-dir build   # executed copies + HTML under build/
 python tools/run_notebooks.py --in-place           # refresh the committed outputs
 python tools/run_notebooks.py --in-place notebooks/01_preprocessing.ipynb
+python tools/run_notebooks.py --figures-only       # only apply the figure policy (see below)
 
 With --output-dir, also writes index.html there: the course's notebooks in order, each with its
 title, goal and run time (read from its opening markdown cell) and a link to its rendered page,
@@ -13,12 +14,18 @@ Prints each code cell as it starts, so a long run shows where it is. A notebook 
 reported (notebook, cell, error in plain text) and kept with its outputs up to the failing cell
 (never over a committed notebook); the remaining notebooks still run, and the exit status says
 that something failed.
+
+Every notebook it writes stores its figures by the course's figure policy (``shrink_png``):
+256-colour palette PNGs, every figure kept, about a third of matplotlib's bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import html
+import io
 import re
 import sys
 import time
@@ -29,6 +36,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
+from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -112,8 +120,55 @@ def failure_report(path: Path, notebook: nbformat.NotebookNode, error: CellExecu
     return "\n".join(lines)
 
 
+def shrink_png(png: bytes) -> bytes:
+    """The figure policy: ``png`` as a 256-colour palette PNG with Floyd-Steinberg dithering
+    (same pixels wide and high, text and lines as sharp, the colours of photos kept on average),
+    or unchanged when that is not smaller.
+
+    Matplotlib's inline PNGs are 24-bit; most of their bytes encode antialiasing shades nobody
+    sees. nbval never compares images, so the policy changes nothing that the tests check.
+    """
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        if image.mode == "P":  # a palette image already (shrunk before): nothing to gain
+            return png
+        rgb = image.convert("RGB")
+    palette = rgb.quantize(
+        colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG
+    )
+    buffer = io.BytesIO()
+    palette.save(buffer, format="PNG", optimize=True)
+    smaller = buffer.getvalue()
+    return smaller if len(smaller) < len(png) else png
+
+
+def shrink_figures(notebook: nbformat.NotebookNode) -> tuple[int, int]:
+    """Apply the figure policy to every PNG output of ``notebook``, in place.
+
+    Returns the size of the PNG outputs (base64 bytes) before and after.
+    """
+    before = after = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if not data.get("image/png"):
+                continue
+            encoded = data["image/png"]
+            try:
+                png = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):  # not base64: not a figure this policy knows
+                continue
+            shrunk = base64.b64encode(shrink_png(png)).decode("ascii")
+            before, after = before + len(encoded), after + len(shrunk)
+            data["image/png"] = shrunk
+    return before, after
+
+
 def write(notebook: nbformat.NotebookNode, path: Path, args: argparse.Namespace) -> list[Path]:
-    """Save the executed notebook (in place, or as a copy + HTML under ``--output-dir``)."""
+    """Save the executed notebook (in place, or as a copy + HTML under ``--output-dir``), its
+    figures stored by the figure policy (``shrink_png``)."""
+    shrink_figures(notebook)
+    shrink_figures(notebook)
     if args.in_place:
         nbformat.write(notebook, path)
         return [path]
@@ -244,10 +299,22 @@ def main() -> int:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--output-dir", type=Path, help="write executed copies and HTML here")
     target.add_argument("--in-place", action="store_true", help="overwrite the notebooks")
+    target.add_argument(
+        "--figures-only",
+        action="store_true",
+        help="execute nothing: apply the figure policy to the stored notebooks",
+    )
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     args = parser.parse_args()
 
     paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    if args.figures_only:
+        for path in paths:
+            notebook = nbformat.read(path, as_version=4)
+            before, after = shrink_figures(notebook)
+            nbformat.write(notebook, path)
+            print(f"{shown(path)}: figures {before / 1024:,.0f} -> {after / 1024:,.0f} KiB")
+        return 0
     if args.output_dir:
         args.output_dir.mkdir(parents=True, exist_ok=True)
     failures = []
