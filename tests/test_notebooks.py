@@ -1,4 +1,5 @@
-"""The notebooks' structure: one `parameters` cell each (papermill), every parameter used."""
+"""The notebooks' structure: one `parameters` cell each (papermill), every parameter used; the
+format JupyterLab writes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from tools import run_notebooks
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9]*.ipynb"))
 
@@ -34,3 +37,19 @@ def test_one_parameters_cell_whose_every_parameter_is_used(path):
     rest = "\n".join(cell.source for cell in code if cell is not tagged[0])
     unused = [name for name in names if not re.search(rf"\b{name}\b", rest)]
     assert not unused, f"{path.name}: parameters never used: {unused}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_stored_as_jupyterlab_writes_it(path):
+    """Opening and saving a notebook in JupyterLab changes nothing (issue 17): nbformat's own
+    serialisation (sorted keys, one-space indent), ipykernel's kernelspec, only the metadata
+    the course uses, and execution counts of one top-to-bottom run."""
+    text = path.read_text(encoding="utf-8")
+    notebook = nbformat.reads(text, as_version=4)
+    assert text == nbformat.writes(notebook) + "\n", "run tools/run_notebooks.py --tidy"
+    assert notebook.metadata.kernelspec == run_notebooks.KERNELSPEC
+    assert set(notebook.metadata) <= set(run_notebooks.NOTEBOOK_METADATA)
+    assert all(set(cell.metadata) <= {"tags"} for cell in notebook.cells)
+    counts = [cell.execution_count for cell in notebook.cells if cell.cell_type == "code"]
+    ran = [count for count in counts if count is not None]
+    assert ran == list(range(1, len(ran) + 1)), "outputs of one run, top to bottom"

@@ -84,7 +84,7 @@ def test_the_figure_policy_keeps_every_figure_smaller_and_the_same_size():
     assert run_notebooks.shrink_png(shrunk) == shrunk, "applying the policy twice changes nothing"
 
 
-def test_figures_only_shrinks_stored_figures_and_executes_nothing(tmp_path, monkeypatch):
+def test_tidy_shrinks_stored_figures_fixes_metadata_and_executes_nothing(tmp_path, monkeypatch):
     path = tmp_path / "01_figure.ipynb"
     notebook = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("raise ValueError('never executed')")
@@ -92,10 +92,15 @@ def test_figures_only_shrinks_stored_figures_and_executes_nothing(tmp_path, monk
     cell.outputs = [
         nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})
     ]
+    cell.metadata = {"tags": ["parameters"], "execution": {"iopub.status.busy": "2026"}}
     notebook.cells = [cell]
+    notebook.metadata = {"kernelspec": {"display_name": "Python 3", "name": "python3"}, "x": 1}
     nbformat.write(notebook, path)
-    assert run(monkeypatch, "--figures-only", str(path)) == 0
-    stored = nbformat.read(path, as_version=4).cells[0]
+    assert run(monkeypatch, "--tidy", str(path)) == 0
+    tidied = nbformat.read(path, as_version=4)
+    assert tidied.metadata == {"kernelspec": run_notebooks.KERNELSPEC}
+    stored = tidied.cells[0]
+    assert stored.metadata == {"tags": ["parameters"]}
     assert stored.source == cell.source and len(stored.outputs) == 1
     assert len(stored.outputs[0].data["image/png"]) < len(png)
     assert stored.outputs[0].data["text/plain"] == "<Figure>"
@@ -106,5 +111,5 @@ def test_committed_notebooks_stay_light():
     notebooks = sorted(run_notebooks.NOTEBOOKS.glob("[0-9]*.ipynb"))
     sizes = {path.name: path.stat().st_size for path in notebooks}
     heavy = {name: size for name, size in sizes.items() if size > 600_000}
-    assert not heavy, f"over 600 KB (run tools/run_notebooks.py --figures-only): {heavy}"
+    assert not heavy, f"over 600 KB (run tools/run_notebooks.py --tidy): {heavy}"
     assert sum(sizes.values()) < 2_000_000

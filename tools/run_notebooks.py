@@ -3,7 +3,7 @@
 python tools/run_notebooks.py --output-dir build   # executed copies + HTML under build/
 python tools/run_notebooks.py --in-place           # refresh the committed outputs
 python tools/run_notebooks.py --in-place notebooks/01_preprocessing.ipynb
-python tools/run_notebooks.py --figures-only       # only apply the figure policy (see below)
+python tools/run_notebooks.py --tidy               # only apply figure policy and format (below)
 
 With --output-dir, also writes index.html there: the course's notebooks in order, each with its
 title, goal and run time (read from its opening markdown cell) and a link to its rendered page,
@@ -15,8 +15,10 @@ reported (notebook, cell, error in plain text) and kept with its outputs up to t
 (never over a committed notebook); the remaining notebooks still run, and the exit status says
 that something failed.
 
-Every notebook it writes stores its figures by the course's figure policy (``shrink_png``):
-256-colour palette PNGs, every figure kept, about a third of matplotlib's bytes.
+Every notebook it writes is tidied: its figures stored by the course's figure policy
+(``shrink_png``: 256-colour palette PNGs, every figure kept, about a third of matplotlib's
+bytes) and its metadata what JupyterLab itself writes (``tidy_metadata``), so that opening and
+saving a notebook changes nothing in git.
 """
 
 from __future__ import annotations
@@ -164,10 +166,26 @@ def shrink_figures(notebook: nbformat.NotebookNode) -> tuple[int, int]:
     return before, after
 
 
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+NOTEBOOK_METADATA = ("accelerator", "colab", "kernelspec", "language_info")  # Colab's GPU kept
+
+
+def tidy_metadata(notebook: nbformat.NotebookNode) -> None:
+    """Keep the metadata the course uses, as JupyterLab writes it: the kernelspec of ipykernel
+    (JupyterLab rewrites any other display name on save), Colab's runtime request, the cell tags
+    (``parameters``, ``nbval-ignore-output``); drop anything else (timings, view state)."""
+    kept = {key: notebook.metadata[key] for key in NOTEBOOK_METADATA if key in notebook.metadata}
+    notebook.metadata = nbformat.from_dict({**kept, "kernelspec": KERNELSPEC})
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags")
+        cell.metadata = nbformat.from_dict({"tags": tags} if tags else {})
+
+
 def write(notebook: nbformat.NotebookNode, path: Path, args: argparse.Namespace) -> list[Path]:
-    """Save the executed notebook (in place, or as a copy + HTML under ``--output-dir``), its
-    figures stored by the figure policy (``shrink_png``)."""
+    """Save the executed notebook, tidied (in place, or as a copy + HTML under
+    ``--output-dir``)."""
     shrink_figures(notebook)
+    tidy_metadata(notebook)
     shrink_figures(notebook)
     if args.in_place:
         nbformat.write(notebook, path)
@@ -300,18 +318,19 @@ def main() -> int:
     target.add_argument("--output-dir", type=Path, help="write executed copies and HTML here")
     target.add_argument("--in-place", action="store_true", help="overwrite the notebooks")
     target.add_argument(
-        "--figures-only",
+        "--tidy",
         action="store_true",
-        help="execute nothing: apply the figure policy to the stored notebooks",
+        help="execute nothing: apply the figure policy and the format to the stored notebooks",
     )
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     args = parser.parse_args()
 
     paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
-    if args.figures_only:
+    if args.tidy:
         for path in paths:
             notebook = nbformat.read(path, as_version=4)
             before, after = shrink_figures(notebook)
+            tidy_metadata(notebook)
             nbformat.write(notebook, path)
             print(f"{shown(path)}: figures {before / 1024:,.0f} -> {after / 1024:,.0f} KiB")
         return 0
