@@ -53,3 +53,26 @@ def test_stored_as_jupyterlab_writes_it(path):
     counts = [cell.execution_count for cell in notebook.cells if cell.cell_type == "code"]
     ran = [count for count in counts if count is not None]
     assert ran == list(range(1, len(ran) + 1)), "outputs of one run, top to bottom"
+
+
+def test_papermill_parameters_take_effect(tmp_path):
+    """`papermill -p` replaces the tagged parameters cell's values (issue 17): notebook 01 run
+    with a smaller image size and batch prints batches of that shape."""
+    papermill = pytest.importorskip("papermill")
+    source = next(path for path in NOTEBOOKS if path.stem == "01_preprocessing")
+    executed = tmp_path / source.name
+    papermill.execute_notebook(
+        str(source),
+        str(executed),
+        parameters={"IMAGE_SIZE": 32, "BATCH_SIZE": 8},
+        cwd=str(source.parent),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    printed = "".join(
+        output.get("text", "")
+        for cell in nbformat.read(executed, as_version=4).cells
+        for output in cell.get("outputs", [])
+    )
+    assert "images: (8, 32, 32, 3)" in printed
+    assert "images: (16, 64, 64, 3)" not in printed
