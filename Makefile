@@ -5,12 +5,13 @@
 #   make lab      JupyterLab on the notebooks
 #   make outputs  re-execute the notebooks in place (how committed outputs are produced)
 #   make student  student copies (no outputs, no solutions) -> build/student/ + build/student.zip
+#   make colab-bundle  the course as one zip for Colab, uploaded to /content -> build/course-bundle.zip
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint format lab outputs student benchmarks clean
+.PHONY: setup run test lint format lab outputs student colab-bundle benchmarks clean
 
 setup: $(STAMP)
 
@@ -47,6 +48,9 @@ outputs: setup
 
 student: setup
 	@$(BIN)/python tools/make_student.py --output-dir build
+
+colab-bundle: setup
+	@$(BIN)/python tools/make_student.py --colab-bundle --output-dir build
 
 benchmarks: setup
 	@for script in benchmarks/*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done

@@ -1,23 +1,28 @@
 """Colab: badges and bootstrap cells agree with the one repository URL, and the bootstrap works.
 
-The bootstrap is run in a subprocess with a fake ``google.colab`` module, cloning this
-repository from a local ``file://`` URL into a temporary folder; ``pip`` is recorded, not run
-(it would change this machine's environment).
+The bootstrap is run in a subprocess with a fake ``google.colab`` module, on each of its three
+paths: cloning this repository from a local ``file://`` URL into a temporary folder; unpacking a
+bundle built by ``make colab-bundle``'s code when a stub ``git`` (first on PATH) fails or hangs;
+stopping with one message when there is neither. ``pip`` is recorded, not run (it would change
+this machine's environment).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import textwrap
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from tools import stamp_colab
+from tools import make_student, stamp_colab
 
 URL = stamp_colab.repository_url()
 NOTEBOOK_PATHS = stamp_colab.notebook_paths([])
@@ -111,6 +116,7 @@ DRIVER = """
 import importlib.metadata, json, os, subprocess, sys, types
 
 calls = []
+git_prompts = []
 run = subprocess.run
 
 
@@ -118,7 +124,9 @@ def recorded(command, *args, **kwargs):
     if command[:3] == [sys.executable, "-m", "pip"]:
         calls.append(command[3:])  # recorded, not run: it would change this environment
         return subprocess.CompletedProcess(command, 0)
-    calls.append(command[:2])
+    if command[0] == "git":
+        calls.append(command[:2])
+        git_prompts.append(kwargs.get("env", os.environ).get("GIT_TERMINAL_PROMPT"))
     return run(command, *args, **kwargs)
 
 
@@ -132,9 +140,13 @@ def version(name):
 
 importlib.metadata.version = version
 sys.modules["google.colab"] = types.ModuleType("google.colab")
-exec(CELL, {})
-exec(CELL, {})  # a second run (the course is there already) only changes directory
-result = {"calls": list(calls), "cwd": os.getcwd()}
+result = {}
+try:
+    exec(CELL, {})
+    exec(CELL, {})  # a second run (the course is there already) only changes directory
+except Exception as error:
+    result["error"] = f"{type(error).__name__}: {error}"
+result.update(calls=calls, git_prompts=git_prompts, cwd=os.getcwd())
 if IMPORT_HELPERS:
     import helpers
 
@@ -156,9 +168,31 @@ def local_origin(tmp_path_factory) -> str:
     return origin.as_uri()
 
 
+@pytest.fixture
+def unanswering_git(tmp_path) -> Callable[[str], dict[str, str]]:
+    """Factory: an environment whose ``git`` is a stub running ``script`` (e.g. ``exit 128``,
+    what git does for a repository that does not exist or asks for a login)."""
+
+    def make(script: str) -> dict[str, str]:
+        stub = tmp_path / "stub-bin" / "git"
+        stub.parent.mkdir(exist_ok=True)
+        stub.write_text(f"#!/bin/sh\n{script}\n")
+        stub.chmod(0o755)
+        return {**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}"}
+
+    return make
+
+
 def _run_bootstrap(cell: str, origin: str, course: Path, **options: object) -> dict:
+    """Run ``cell`` as on Colab (with ``origin`` as the repository, ``course`` as the course
+    folder and ``options["bundle"]`` as the uploaded zip's path) in a fresh interpreter."""
+    bundle = options.get("bundle", course.parent / "no-bundle-uploaded.zip")
     cell = re.sub(r'REPOSITORY_URL = ".*"', f"REPOSITORY_URL = {origin!r}", cell)
     cell = re.sub(r'COURSE_DIR = ".*"', f"COURSE_DIR = {str(course)!r}", cell)
+    cell = re.sub(r'BUNDLE = "[^"]*"', f"BUNDLE = {str(bundle)!r}", cell)
+    if "ls_remote_timeout" in options:
+        assert "timeout=20" in cell
+        cell = cell.replace("timeout=20", f"timeout={options['ls_remote_timeout']}")
     driver = textwrap.dedent(DRIVER).replace("CELL", repr(cell))
     driver = driver.replace("KERAS_VERSION", repr(options.get("keras_version")))
     driver = driver.replace("IMPORT_HELPERS", repr(options.get("import_helpers", False)))
@@ -168,6 +202,7 @@ def _run_bootstrap(cell: str, origin: str, course: Path, **options: object) -> d
         text=True,
         timeout=120,
         cwd=course.parent,
+        env=options.get("env"),
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     result_line = completed.stdout.strip().splitlines()[-1]
@@ -180,13 +215,68 @@ def test_bootstrap_on_colab_clones_installs_and_imports_helpers(local_origin, tm
     course = tmp_path / "course"
     result = _run_bootstrap(cell, local_origin, course, import_helpers=True)
     assert result["calls"] == [
-        ["git", "clone"],
+        ["git", "ls-remote"],  # the repository answers ...
+        ["git", "clone"],  # ... so it is cloned
         ["install", "-q", "--no-deps", "-e", str(course)],  # Colab's TensorFlow is kept
     ]
+    assert result["git_prompts"] == ["0", "0"], "git must never wait for a login"
     assert result["cwd"] == str(course / "notebooks")
     assert result["helpers"] == str(course / "helpers" / "__init__.py")
     assert result["stdout"].startswith("RESULT")  # the bootstrap itself printed nothing
     assert (course / "notebooks" / NOTEBOOK_PATHS[0].name).is_file()
+
+
+@pytest.mark.parametrize(
+    ("git_script", "ls_remote_timeout"),
+    [("exit 128", 20), ("exec sleep 60", 1)],  # git fails at once; git never answers
+    ids=["repository-missing", "repository-silent"],
+)
+def test_bootstrap_unpacks_the_uploaded_bundle_when_the_repository_does_not_answer(
+    tmp_path, unanswering_git, git_script, ls_remote_timeout
+):
+    bundle = make_student.build_colab_bundle(tmp_path / "upload", NOTEBOOK_PATHS[:1])
+    cell = stamp_colab.bootstrap_source(URL)
+    course = tmp_path / "course"
+    result = _run_bootstrap(
+        cell,
+        URL,
+        course,
+        bundle=bundle,
+        env=unanswering_git(git_script),
+        ls_remote_timeout=ls_remote_timeout,
+        import_helpers=True,
+    )
+    assert "error" not in result, result["error"]
+    assert result["calls"] == [
+        ["git", "ls-remote"],  # asked once, with no login prompt; then the bundle is used
+        ["install", "-q", "--no-deps", "-e", str(course)],
+    ]
+    assert result["git_prompts"] == ["0"]
+    assert result["cwd"] == str(course / "notebooks")
+    assert result["helpers"] == str(course / "helpers" / "__init__.py")
+    assert result["stdout"].startswith("RESULT")
+    assert (course / "notebooks" / NOTEBOOK_PATHS[0].name).is_file()
+    assert (course / "requirements.txt").is_file()
+
+
+def test_bootstrap_without_repository_or_bundle_stops_with_one_clear_message(
+    tmp_path, unanswering_git
+):
+    cell = stamp_colab.bootstrap_source(URL)
+    course = tmp_path / "course"
+    result = _run_bootstrap(cell, URL, course, env=unanswering_git("exit 128"))
+    assert result["calls"] == [["git", "ls-remote"]], "nothing cloned, nothing installed"
+    error = result["error"]
+    assert error.startswith(f"RuntimeError: Cannot reach {URL}.")
+    for words in (
+        f"Upload {make_student.COLAB_BUNDLE} (made by `make colab-bundle`)",
+        "to /content via the Files pane",
+        "or set REPOSITORY_URL to a repository you can reach",
+        "then run this cell again",
+    ):
+        assert words in error
+    assert not course.exists(), "a second run must try again from the start"
+    assert result["stdout"].startswith("RESULT")  # the message is the exception, nothing else
 
 
 def test_bootstrap_installs_the_pins_when_colab_keras_is_incompatible(local_origin, tmp_path):
@@ -208,3 +298,24 @@ def test_bootstrap_does_nothing_outside_colab(tmp_path, capsys, monkeypatch):
     exec(cell, {})
     assert Path.cwd() == tmp_path and sys.path == path_before
     assert capsys.readouterr() == ("", "")
+
+
+# --- the bundle it unpacks ----------------------------------------------------------------------
+
+
+def test_colab_bundle_holds_helpers_every_notebook_and_what_pip_needs(tmp_path):
+    archive = make_student.build_colab_bundle(tmp_path, NOTEBOOK_PATHS)
+    assert archive == tmp_path / make_student.COLAB_BUNDLE
+    assert make_student.COLAB_BUNDLE in stamp_colab.bootstrap_source(URL)
+    with zipfile.ZipFile(archive) as bundle:
+        names = set(bundle.namelist())
+        first = NOTEBOOK_PATHS[0]
+        assert bundle.read(f"notebooks/{first.name}") == first.read_bytes(), "copied as it is"
+    assert "helpers/__init__.py" in names  # at the top: the cell unpacks it as the course folder
+    assert {f"notebooks/{path.name}" for path in NOTEBOOK_PATHS} <= names
+    assert set(make_student.COLAB_BUNDLED_FILES) <= names
+    assert {"pyproject.toml", "README.md", "requirements.txt"} <= names  # pip install -e
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+    makefile = (stamp_colab.REPO_ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ncolab-bundle:", 1)[1].split("\n\n", 1)[0]
+    assert "tools/make_student.py --colab-bundle --output-dir build" in recipe

@@ -1,7 +1,8 @@
-"""Write the student copies of the course (used by `make student`).
+"""Write the student copies (`make student`) and the Colab bundle (`make colab-bundle`).
 
 python tools/make_student.py                       # build/student/ and build/student.zip
 python tools/make_student.py --output-dir /tmp/x   # /tmp/x/student/ and /tmp/x/student.zip
+python tools/make_student.py --colab-bundle        # only build/course-bundle.zip
 
 Each notebook of notebooks/ is copied with its outputs and execution counts cleared and its
 solutions removed (the markdown cell that begins ``<details><summary>Solutions</summary>``); the
@@ -9,6 +10,10 @@ exercise cells and their self-checks stay, as do cell tags and notebook metadata
 itself is only read. Beside the notebooks, the student folder holds what a student needs to run
 them (``helpers``, the pinned requirements, the Makefile's ``setup``, ``lab`` and ``run``), laid
 out like the repository; student.zip packs that folder for handing out.
+
+The Colab bundle is for Colab while the course has no repository Colab can clone: the notebooks
+as they are, ``helpers`` and what ``pip install --no-deps -e`` needs, at the top of one zip. A
+reader uploads it to ``/content``; each notebook's bootstrap cell unpacks it there.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import argparse
 import copy
 import shutil
 import sys
+import tempfile
 import zipfile
-from pathlib import Path
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
 
 import nbformat
 
@@ -39,6 +46,9 @@ BUNDLED_FILES = (
     "tools/run_notebooks.py",
 )
 BUNDLED_PACKAGE = "helpers"
+# The Colab bundle: what the bootstrap cell installs and the notebooks read, beside notebooks/.
+COLAB_BUNDLE = "course-bundle.zip"
+COLAB_BUNDLED_FILES = ("README.md", "requirements.txt", "pyproject.toml", "data/README.md")
 STUDENT_NOTE = """\
 # Student copy of the course
 
@@ -73,9 +83,9 @@ def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return student
 
 
-def copy_bundle(destination: Path) -> None:
-    """Copy ``helpers`` and the files a student needs into ``destination``."""
-    for name in BUNDLED_FILES:
+def copy_course_files(destination: Path, files: Iterable[str]) -> None:
+    """Copy ``helpers`` and ``files`` (relative to the repository root) into ``destination``."""
+    for name in files:
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, target)
@@ -84,15 +94,15 @@ def copy_bundle(destination: Path) -> None:
         destination / BUNDLED_PACKAGE,
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
-    (destination / "STUDENT.md").write_text(STUDENT_NOTE, encoding="utf-8")
 
 
-def write_zip(folder: Path, archive: Path) -> None:
-    """Pack ``folder`` into ``archive`` under one top folder, files in a stable order."""
+def write_zip(folder: Path, archive: Path, top_folder: str = ZIP_TOP_FOLDER) -> None:
+    """Pack ``folder`` into ``archive`` under ``top_folder`` ("" for none), in a stable order."""
     archive.unlink(missing_ok=True)
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            bundle.write(path, f"{ZIP_TOP_FOLDER}/{path.relative_to(folder).as_posix()}")
+            name = PurePosixPath(top_folder, path.relative_to(folder).as_posix())
+            bundle.write(path, str(name))
 
 
 def build(output_dir: Path, notebooks: list[Path]) -> tuple[Path, Path]:
@@ -107,19 +117,43 @@ def build(output_dir: Path, notebooks: list[Path]) -> tuple[Path, Path]:
         removed = len(notebook.cells) - len(student.cells)
         nbformat.write(student, folder / "notebooks" / path.name)
         print(f"    {path.name}: outputs cleared, {removed} solutions cell(s) removed")
-    copy_bundle(folder)
+    copy_course_files(folder, BUNDLED_FILES)
+    (folder / "STUDENT.md").write_text(STUDENT_NOTE, encoding="utf-8")
     archive = output_dir / "student.zip"
     write_zip(folder, archive)
     return folder, archive
 
 
+def build_colab_bundle(output_dir: Path, notebooks: list[Path]) -> Path:
+    """Write ``output_dir/course-bundle.zip``: ``notebooks`` as they are, ``helpers`` and the
+    files it installs from, at the top of the zip (the bootstrap cell unpacks it as the course)."""
+    archive = output_dir / COLAB_BUNDLE
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as staging:
+        folder = Path(staging)
+        (folder / "notebooks").mkdir()
+        for path in notebooks:
+            shutil.copy2(path, folder / "notebooks" / path.name)
+        copy_course_files(folder, COLAB_BUNDLED_FILES)
+        write_zip(folder, archive, top_folder="")
+    return archive
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "build")
+    parser.add_argument(
+        "--colab-bundle", action="store_true", help=f"write only {COLAB_BUNDLE}, for Colab"
+    )
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     args = parser.parse_args()
 
     notebooks = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    if args.colab_bundle:
+        archive = build_colab_bundle(args.output_dir, notebooks)
+        print(f"==> {archive}: {len(notebooks)} notebook(s) and helpers/; on Colab, upload it")
+        print("    to /content in the Files pane, then run a notebook's first code cell")
+        return 0
     print(f"==> student copies of {len(notebooks)} notebook(s)")
     folder, archive = build(args.output_dir, notebooks)
     print(f"==> {folder}/ (notebooks/, helpers/, ...) and {archive} to hand out")

@@ -3,7 +3,9 @@
 The URL lives in one place, ``[project.urls] Repository`` in pyproject.toml. This script writes
 it into each notebook's first markdown cell ("Open in Colab" and "View on GitHub" links to the
 notebook's own path), into its bootstrap code cell (the one that begins ``# Colab only:``), and
-asks Colab for a GPU runtime in the notebook metadata. Only those parts are changed.
+asks Colab for a GPU runtime in the notebook metadata. Only those parts are changed. On Colab the
+bootstrap cell clones the repository when its URL answers, else unpacks the bundle that
+``make colab-bundle`` writes (uploaded to /content), else stops and says which of the two to do.
 
 python tools/stamp_colab.py            # update every notebooks/[0-9]*.ipynb that is out of date
 python tools/stamp_colab.py --check    # change nothing; list what is stale, exit 1 if anything
@@ -20,6 +22,11 @@ from pathlib import Path
 
 import nbformat
 
+try:  # imported as tools.stamp_colab (the tests)
+    from tools.make_student import COLAB_BUNDLE
+except ModuleNotFoundError:  # run as a script: tools/ itself is on sys.path
+    from make_student import COLAB_BUNDLE
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
 BRANCH = "main"
@@ -29,19 +36,36 @@ _BADGE_LINE = re.compile(r"colab-badge\.svg|View%20on-GitHub|View on GitHub")
 BOOTSTRAP_TEMPLATE = """\
 # Colab only: fetch the course and install `helpers`. On your own machine this does nothing.
 import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import version
 
 REPOSITORY_URL = "{url}"
 BRANCH = "{branch}"
+BUNDLE = "/content/{bundle}"  # the course as one zip, when no repository answers
 COURSE_DIR = "/content/course"
 if "google.colab" in sys.modules:
     if not os.path.isdir(COURSE_DIR):
-        subprocess.run(
-            ["git", "clone", "-q", "--depth=1", "--branch", BRANCH, REPOSITORY_URL, COURSE_DIR],
-            check=True,
-        )
+        # Does the repository answer? GIT_TERMINAL_PROMPT=0: fail at once, never ask for a login.
+        no_login = {{**os.environ, "GIT_TERMINAL_PROMPT": "0"}}
+        ls_remote = ["git", "ls-remote", "--exit-code", REPOSITORY_URL, BRANCH]
+        try:
+            found = subprocess.run(ls_remote, env=no_login, capture_output=True, timeout=20)
+            answers = found.returncode == 0
+        except subprocess.TimeoutExpired:
+            answers = False
+        if answers:
+            clone = ["git", "clone", "-q", "--depth=1", "--branch", BRANCH, REPOSITORY_URL]
+            subprocess.run([*clone, COURSE_DIR], env=no_login, check=True)
+        elif os.path.isfile(BUNDLE):
+            shutil.unpack_archive(BUNDLE, COURSE_DIR)
+        else:
+            raise RuntimeError(
+                f"Cannot reach {{REPOSITORY_URL}}. Upload {bundle} (made by"
+                " `make colab-bundle`) to /content via the Files pane, or set REPOSITORY_URL to a"
+                " repository you can reach; then run this cell again."
+            )
         # --no-deps keeps the TensorFlow and Keras that Colab ships: nothing to restart.
         pip = [sys.executable, "-m", "pip", "install", "-q"]
         subprocess.run([*pip, "--no-deps", "-e", COURSE_DIR], check=True)
@@ -80,7 +104,7 @@ def badge_lines(url: str, notebook: str) -> list[str]:
 
 def bootstrap_source(url: str) -> str:
     """The bootstrap cell's code for this repository URL."""
-    return BOOTSTRAP_TEMPLATE.format(url=url, branch=BRANCH)
+    return BOOTSTRAP_TEMPLATE.format(url=url, branch=BRANCH, bundle=COLAB_BUNDLE)
 
 
 def stamp(notebook: nbformat.NotebookNode, relative_path: str, url: str) -> list[str]:
