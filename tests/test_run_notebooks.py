@@ -113,3 +113,15 @@ def test_committed_notebooks_stay_light():
     heavy = {name: size for name, size in sizes.items() if size > 600_000}
     assert not heavy, f"over 600 KB (run tools/run_notebooks.py --tidy): {heavy}"
     assert sum(sizes.values()) < 2_000_000
+
+
+def test_a_cell_that_times_out_is_reported_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    slow, good = tmp_path / "01_slow.ipynb", tmp_path / "02_good.ipynb"
+    write_notebook(slow, "x = 1", "import time; time.sleep(30)")
+    write_notebook(good, "print('hello')")
+    monkeypatch.setattr(run_notebooks, "CELL_TIMEOUT_SECONDS", 2)
+    assert run(monkeypatch, "--output-dir", str(tmp_path / "out"), str(slow), str(good)) == 1
+    printed = capsys.readouterr().out
+    assert "FAILED: 01_slow.ipynb" in printed and "timed out after 2 s" in printed
+    assert "cell 2 (counting markdown cells from 0): import time; time.sleep(30)" in printed
+    assert (tmp_path / "out" / "02_good.ipynb").is_file()

@@ -36,12 +36,15 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
 from nbconvert import HTMLExporter
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
+# The longest cell (05's side-by-side training runs) takes about 25 minutes on a slow 2-core
+# machine; under load it can take twice that. nbval uses the same limit (pyproject.toml).
+CELL_TIMEOUT_SECONDS = 3600
 ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 HEADING = re.compile(r"^#+\s+(.+)$", re.MULTILINE)
 RUN_TIME = "**Run time:**"
@@ -76,10 +79,12 @@ def execute(path: Path) -> tuple[nbformat.NotebookNode, str | None]:
     notebook = nbformat.read(path, as_version=4)
     code_indices = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
     start = time.perf_counter()
+    running: list[int] = []  # the index of the cell that runs now
 
     def on_cell_start(cell: nbformat.NotebookNode, cell_index: int, **_: object) -> None:
         if cell.cell_type != "code":
             return
+        running[:] = [cell_index]
         number = code_indices.index(cell_index) + 1
         elapsed = time.perf_counter() - start
         print(
@@ -89,7 +94,7 @@ def execute(path: Path) -> tuple[nbformat.NotebookNode, str | None]:
 
     client = NotebookClient(
         notebook,
-        timeout=1800,
+        timeout=CELL_TIMEOUT_SECONDS,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
@@ -99,6 +104,17 @@ def execute(path: Path) -> tuple[nbformat.NotebookNode, str | None]:
         client.execute()
     except CellExecutionError as error:
         return notebook, failure_report(path, notebook, error)
+    except CellTimeoutError:
+        index = running[0]
+        return notebook, "\n".join(
+            [
+                f"FAILED: {path.name}",
+                f"  cell {index} (counting markdown cells from 0): "
+                f"{first_line(notebook.cells[index].source)}",
+                f"  timed out after {CELL_TIMEOUT_SECONDS} s: lower the notebook's budget "
+                "parameters, or raise CELL_TIMEOUT_SECONDS in tools/run_notebooks.py",
+            ]
+        )
     return notebook, None
 
 
