@@ -128,16 +128,29 @@ class Dataset:
                 f"Fix: arrange the files as {self.root}/{name}/images and {self.root}/{name}/masks."
             )
         if not splits[name]:
-            fix = (
-                "add files, or use a folder without splits so they are assigned for you."
-                if _split_folders(self.root)
-                else "add pairs, or choose the fractions of this folder without splits, e.g. "
-                "load_dataset(path, split_fractions=(0.6, 0.2))."
-            )
             raise DatasetError(
-                f"Split {name!r} of {self.root} is empty: no image/mask pairs found. Fix: {fix}"
+                f"Split {name!r} of {self.root} is empty: no image/mask pairs found. "
+                f"Fix: {self._empty_split_fix(name, splits)}"
             )
         return list(splits[name])
+
+    def _empty_split_fix(self, name: str, splits: dict[str, list[Pair]]) -> str:
+        """The fix for an empty split: it depends on who chose the splits, and how."""
+        if _split_folders(self.root):
+            return (
+                f"add pairs to {self.root}/{name}/images and masks, or move every pair into "
+                f"{self.root}/images and masks (no split folders) and the loader splits them."
+            )
+        total = sum(len(pairs) for pairs in splits.values())
+        if total < len(SPLITS):
+            return (
+                f"this folder holds {total} pair(s), too few to give train, val and test one "
+                "each: add pairs (3 or more)."
+            )
+        return (
+            f"split_fractions={self.split_fractions} leave no share for {name}: choose "
+            "fractions that do, e.g. load_dataset(path, split_fractions=(0.6, 0.2))."
+        )
 
     def _verified_splits(self, decode: bool) -> dict[str, list[Pair]]:
         """Every split's pairs, verified (from the cache when this state passed before)."""
@@ -387,17 +400,45 @@ def _pairs_in(folder: Path, problems: list[tuple[str, str]]) -> list[Pair]:
 def _deterministic_split(
     pairs: list[Pair], fractions: tuple[float, float] = DEFAULT_SPLIT_FRACTIONS
 ) -> dict[str, list[Pair]]:
-    """Assign each pair to a split by a hash of its stem: stable when files are added."""
+    """Assign each pair to a split by a hash of its stem: stable when files are added.
+
+    Then every split whose fraction is above 0 and that the hash left empty takes one pair, the
+    one whose hash lies nearest its share, from the largest split that can spare one (val may
+    take test's last pair): 3 pairs or more give train, val and test at least one each, 2 pairs
+    give train and val one each (the rule of notebook 01).
+    """
     train_fraction, val_fraction = fractions
-    splits: dict[str, list[Pair]] = {name: [] for name in SPLITS}
-    for pair in pairs:
-        digest = hashlib.sha256(pair.image.stem.encode("utf-8")).digest()
-        position = int.from_bytes(digest[:8], "big") / 2**64
-        if position < train_fraction:
-            splits["train"].append(pair)
-        else:
-            splits["val" if position < train_fraction + val_fraction else "test"].append(pair)
+    bands = {
+        "train": (0.0, train_fraction),
+        "val": (train_fraction, train_fraction + val_fraction),
+        "test": (train_fraction + val_fraction, 1.0),
+    }
+    position = {pair: _hash_position(pair) for pair in pairs}
+    splits: dict[str, list[Pair]] = {
+        name: [pair for pair in pairs if low <= position[pair] < high]
+        for name, (low, high) in bands.items()
+    }
+    for name, (low, high) in bands.items():
+        # val before test: the recipe cannot train without a val split
+        spare = {other: 0 if (name, other) == ("val", "test") else 1 for other in SPLITS}
+        donors = [other for other in SPLITS if len(splits[other]) > spare[other]]
+        if splits[name] or high <= low or not donors:
+            continue
+        donor = max(donors, key=lambda other: len(splits[other]))
+
+        def distance(pair: Pair, low: float = low, high: float = high) -> float:
+            return max(low - position[pair], position[pair] - high)
+
+        nearest = min(splits[donor], key=distance)
+        splits[donor].remove(nearest)
+        splits[name] = [nearest]
     return splits
+
+
+def _hash_position(pair: Pair) -> float:
+    """Where a pair's stem hashes to in [0, 1): the same on every machine and every run."""
+    digest = hashlib.sha256(pair.image.stem.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def _refuse(root: Path, problems: list[tuple[str, str]]) -> None:
@@ -463,7 +504,15 @@ def _mode_notes(modes: dict[str, list[Path]]) -> list[str]:
 
 
 def _small_split_notes(root: Path, splits: dict[str, list[Pair]]) -> list[str]:
-    """One note naming the val/test splits too small to measure anything."""
+    """One note naming the val/test splits too small to measure anything, or saying that the
+    folder is too small to have them at all."""
+    total = sum(len(pairs) for pairs in splits.values())
+    if 0 < total < len(SPLITS) and not _split_folders(root):
+        return [
+            f"{root.name} holds {total} pair(s), too few for a test split (3 or more give train, "
+            "val and test one each): the model can be scored only on pairs that also chose its "
+            "best epoch (or on none), so its scores are optimistic or missing. Fix: add pairs."
+        ]
     small = [
         f"{name} ({len(splits[name])} pair(s))"
         for name in ("val", "test")

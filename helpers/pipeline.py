@@ -118,6 +118,7 @@ def make_pipeline(
     prefetch: bool = True,
     class_weights: Sequence[float] | None = None,
     num_classes: int | None = None,
+    repeat: int = 1,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image float32 [B, H, W, 3] in [0, 1], mask int32 [B, H, W])``.
 
@@ -127,6 +128,7 @@ def make_pipeline(
     With ``class_weights`` (exactly one per class: pass ``num_classes`` too) each element gains
     a third tensor, the per-pixel sample weight ``class_weights[mask]`` (0 on pixels whose label
     is not a class, such as ``ignore_index``), which Keras' ``fit`` applies to the loss.
+    ``repeat`` passes over the pairs make one epoch (a small training split, notebook 01).
     """
     if not split:
         raise ValueError("make_pipeline got an empty split: there is nothing to load.")
@@ -141,8 +143,10 @@ def make_pipeline(
     )
     if cache:
         dataset = dataset.cache()
+    if repeat > 1:  # before shuffle and augmentation: each pass is mixed and augmented anew
+        dataset = dataset.repeat(repeat)
     if shuffle:
-        dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(len(split) * repeat, seed=seed, reshuffle_each_iteration=True)
     if augment:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(

@@ -41,6 +41,14 @@ class DamagedModelError(ValueError):
     """A ``.keras`` file that is not a complete archive (a crash during its save, say)."""
 
 
+# The fewest optimizer steps a run on a small training split takes. The thin-vessel set of
+# issue 18 (6-17 images) learned only background in 60 epochs of 1-3 steps, and reached vessel
+# IoU 0.31 in 600 epochs (600-1,800 steps); the recipe's U-Net passes validation mean IoU 0.8 on
+# shapes after about 960 steps (notebook 03, epoch 16). 1,000 steps at 64x64 and batch size 8
+# take about 2-3 minutes on two CPU cores.
+MIN_STEPS = 1_000
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run; the defaults are the CPU configuration."""
@@ -66,7 +74,18 @@ class TrainConfig:
     # extra variety gives (measured: about -0.02 best validation mean IoU).
     max_zoom: float = 0.0
     seed: int = 42
+    # The fewest optimizer steps a run on a small training split takes (see run_length);
+    # 0 trains exactly ``epochs`` passes. Left out of the printed configuration.
+    min_steps: int = dataclasses.field(default=MIN_STEPS, repr=False)
 
+
+# A training split that fills fewer batches than this is *small*: one pass over it is a handful
+# of optimizer steps, so a budget counted in passes means nothing (60 epochs of 8 images at batch
+# size 8 are 60 steps). shapes fills 60 batches per pass on a CPU, 15 on a GPU: never small.
+SMALL_SPLIT_BATCHES = 10
+# Fields added after models were saved under their config_id: hashed only when they differ from
+# their default, so an older configuration keeps its id (and its saved model's file name).
+LATER_FIELDS = ("min_steps",)
 
 CPU_CONFIG = TrainConfig()
 # On a GPU: larger images and batches, a wider U-Net, and float16 maths on Tensor Cores.
@@ -99,7 +118,11 @@ def config_id(config: TrainConfig) -> str:
     """A short name for a configuration, the same on every machine: its image size and epochs,
     then a hash of every field (``"64px-60ep-1a2b3c4d"``), so two configurations never share
     a run folder or a model file."""
-    fields = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    values = dataclasses.asdict(config)
+    for name in LATER_FIELDS:
+        if values[name] == TrainConfig.__dataclass_fields__[name].default:
+            del values[name]
+    fields = json.dumps(values, sort_keys=True)
     digest = hashlib.sha256(fields.encode()).hexdigest()[:8]
     return f"{config.image_size}px-{config.epochs}ep-{digest}"
 
@@ -142,12 +165,65 @@ class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@dataclass(frozen=True)
+class RunLength:
+    """How long a run is: ``epochs`` epochs of ``steps_per_epoch`` optimizer steps, each epoch
+    ``passes`` passes over the training pairs (more than 1 only on a small training split)."""
+
+    epochs: int
+    steps_per_epoch: int
+    passes: int = 1
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def is_small_split(train_size: int, batch_size: int) -> bool:
+    """True when the training pairs fill fewer than ``SMALL_SPLIT_BATCHES`` batches."""
+    return math.ceil(train_size / batch_size) < SMALL_SPLIT_BATCHES
+
+
+def run_length(config: TrainConfig, train_size: int) -> RunLength:
+    """The run's length in epochs and steps for ``train_size`` training pairs.
+
+    An epoch is one pass over the pairs, except on a small split (:func:`is_small_split`) whose
+    ``epochs`` passes come to fewer than ``config.min_steps`` steps: there each epoch repeats the
+    pairs (with new random augmentation each time) until the run reaches ``min_steps``. Epochs,
+    early-stopping patience and the learning-rate schedule keep their meaning, on longer epochs.
+    """
+    steps_per_pass = math.ceil(train_size / config.batch_size)
+    passes = 1
+    short = config.epochs * steps_per_pass < config.min_steps
+    if short and is_small_split(train_size, config.batch_size):
+        steps_needed = math.ceil(config.min_steps / config.epochs)
+        passes = math.ceil(steps_needed * config.batch_size / train_size)
+    return RunLength(config.epochs, math.ceil(passes * train_size / config.batch_size), passes)
+
+
 def learning_rate_for(config: TrainConfig, train_size: int) -> float | ConstantThenLinearDecay:
-    """The recipe's learning rate: constant, or :class:`ConstantThenLinearDecay` over the run."""
+    """The recipe's learning rate: constant, or :class:`ConstantThenLinearDecay` over the run
+    (:func:`run_length`)."""
     if not config.decay_fraction:
         return config.learning_rate
-    total_steps = config.epochs * math.ceil(train_size / config.batch_size)
+    total_steps = run_length(config, train_size).total_steps
     return ConstantThenLinearDecay(config.learning_rate, total_steps, config.decay_fraction)
+
+
+def run_length_note(config: TrainConfig, train_size: int) -> str | None:
+    """One line on a run that :func:`run_length` lengthened (None when it did not)."""
+    length = run_length(config, train_size)
+    if length.passes == 1:
+        return None
+    return (
+        f"The training split is small ({_count(train_size, 'pair')}), so {config.epochs} "
+        f"epochs of one pass would be {config.epochs * math.ceil(train_size / config.batch_size)}"
+        f" optimizer steps: each epoch repeats the pairs {length.passes} times (new random "
+        f"augmentation each time), and the run takes {config.epochs} epochs of "
+        f"{length.steps_per_epoch} steps = {length.total_steps:,d} steps (at least "
+        f"min_steps={config.min_steps:,d}; patience and the learning-rate decay count these "
+        "epochs)."
+    )
 
 
 def check_config(config: TrainConfig) -> None:
@@ -156,6 +232,7 @@ def check_config(config: TrainConfig) -> None:
     rules = [
         (config.batch_size < 1, f"batch_size must be at least 1, not {config.batch_size}"),
         (config.epochs < 1, f"epochs must be at least 1, not {config.epochs}"),
+        (config.min_steps < 0, f"min_steps must be 0 or more, not {config.min_steps}"),
         (
             not config.learning_rate > 0,
             f"learning_rate must be greater than 0, not {config.learning_rate}",
@@ -343,9 +420,12 @@ def completed_epochs(run_dir: Path) -> int:
         return sum(1 for _ in csv.DictReader(file))
 
 
-def recipe_batches(dataset: Dataset, config: TrainConfig, train_pairs: list | None = None) -> tuple:
-    """The recipe's training batches (augmented, shuffled, class-weighted if configured) and
-    validation batches. ``train_pairs`` defaults to the dataset's train split."""
+def recipe_batches(
+    dataset: Dataset, config: TrainConfig, train_pairs: list | None = None, passes: int = 1
+) -> tuple:
+    """The recipe's training batches (augmented, shuffled, class-weighted if configured;
+    ``passes`` passes over the pairs per epoch) and validation batches. ``train_pairs``
+    defaults to the dataset's train split."""
     train_pairs = dataset.split("train") if train_pairs is None else train_pairs
     weights = None
     if config.class_weight_power:
@@ -361,6 +441,7 @@ def recipe_batches(dataset: Dataset, config: TrainConfig, train_pairs: list | No
         seed=config.seed,
         class_weights=weights,
         num_classes=dataset.classes.num_classes,
+        repeat=passes,
     )
     val_batches = pipeline.make_pipeline(dataset.split("val"), config.image_size, config.batch_size)
     return train_batches, val_batches
@@ -483,7 +564,10 @@ def train(
     configuration (other than ``epochs`` and ``patience``) differ from what was asked. A fresh
     run in a folder that holds an earlier run moves that run's files to
     ``run_dir/earlier/<date-time>-<random>/`` once the data is ready, just before the first
-    epoch: an earlier checkpoint is never deleted. Returns the model and its history.
+    epoch: an earlier checkpoint is never deleted. A small training split is trained for at
+    least ``config.min_steps`` steps (:func:`run_length`, one printed line), and a trivial
+    result is named with its likely fixes (:func:`trivial_model_warning`). Returns the model
+    and its history.
     """
     check_config(config)
     runtime.seed_everything(config.seed)
@@ -510,19 +594,96 @@ def train(
         compile_for_segmentation(
             model, classes.num_classes, classes.ignore_index, learning_rate, config.loss
         )
-    train_batches, val_batches = recipe_batches(dataset, config, train_pairs)
+    length = run_length(config, len(train_pairs))
+    if note := run_length_note(config, len(train_pairs)):
+        print(note)
+    train_batches, val_batches = recipe_batches(dataset, config, train_pairs, length.passes)
     if not resuming:
         _start_fresh(run_dir, config)
+    recipe_callbacks = default_callbacks(run_dir, config.patience)
     history = model.fit(
         train_batches,
         validation_data=val_batches,
         epochs=config.epochs,
         initial_epoch=initial_epoch,
         shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset itself
-        callbacks=default_callbacks(run_dir, config.patience) + list(callbacks or []),
+        callbacks=recipe_callbacks + list(callbacks or []),
         verbose=verbose,
     )
+    confusion = confusion_on(model, val_batches, classes)
+    small = is_small_split(len(train_pairs), config.batch_size)
+    kept = _kept_epoch(recipe_callbacks, len(history.history.get("loss", [])) + initial_epoch)
+    if warning := trivial_model_warning(confusion, classes, config.image_size, small, kept):
+        print(warning)
     return model, history.history
+
+
+# A labelled class predicted on fewer pixels than this share of its labelled pixels is "missed".
+MISSED_SHARE = 0.01
+
+
+def missed_classes(confusion: np.ndarray) -> list[int]:
+    """Classes present in the labels (rows of ``confusion``) that the model (almost) never
+    predicts: on fewer than ``MISSED_SHARE`` as many pixels as their labels cover."""
+    labelled, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+    return [c for c in range(len(labelled)) if predicted[c] < MISSED_SHARE * labelled[c]]
+
+
+def _kept_epoch(callbacks: list[keras.callbacks.Callback], last_epoch: int) -> tuple | None:
+    """(epoch, validation mean IoU) of the weights early stopping restored, if not the last."""
+    for callback in callbacks:
+        stopper = isinstance(callback, keras.callbacks.EarlyStopping)
+        if stopper and callback.best_weights is not None and callback.best_epoch + 1 < last_epoch:
+            return callback.best_epoch + 1, float(callback.best)
+    return None
+
+
+def trivial_model_warning(
+    confusion: np.ndarray,
+    classes: Classes,
+    image_size: int,
+    small_split: bool = False,
+    kept_epoch: tuple[int, float] | None = None,
+) -> str | None:
+    """A plain warning when a trained model is trivial: it predicts (almost) only one class
+    though the validation masks hold others; on a small training split, also when any labelled
+    class is (almost) never predicted. None when neither holds.
+
+    ``kept_epoch`` (epoch, validation mean IoU) says early stopping kept an earlier epoch's
+    weights; the warning then says that those weights are this solution.
+    """
+    missed = missed_classes(confusion)
+    labelled = int(np.count_nonzero(confusion.sum(axis=1)))
+    trivial = bool(missed) and len(missed) >= labelled - 1
+    if not (trivial or (missed and small_split)):
+        return None
+    predicted = confusion.sum(axis=0)
+    names = ", ".join(classes.names[c] for c in missed)
+    if trivial:
+        top = int(np.argmax(predicted))
+        share = predicted[top] / max(predicted.sum(), 1)
+        what = (
+            f"the trained model predicts {classes.names[top]!r} on {share:.1%} of the validation "
+            f"pixels and (almost) never {names}, though the validation masks hold them: it has "
+            "learned the majority class, not the task."
+        )
+    else:
+        what = f"the trained model (almost) never predicts {names}, though the validation masks "
+        what += "hold them."
+    lines = [f"Warning: {what}"]
+    if kept_epoch:
+        epoch, score = kept_epoch
+        lines.append(
+            f"Early stopping kept the weights of epoch {epoch} (the best validation mean IoU, "
+            f"{score:.3f}), and those weights are this solution."
+        )
+    lines.append(
+        "Likely causes and fixes: too few optimizer steps (raise epochs, min_steps or patience); "
+        f"structures too thin to survive {image_size}x{image_size} (raise IMAGE_SIZE); a rare "
+        "class (loss='cross_entropy_dice' or class weights, notebook 06); masks whose values "
+        "are not the class ids you expect (check them with helpers.data.class_pixel_counts)."
+    )
+    return "\n".join(lines)
 
 
 def _sidecar(path: Path) -> Path:
@@ -575,7 +736,8 @@ def load_or_train(
     as notebook 03 saved it), or train one now and save it with :func:`save_trained`.
 
     Prints one line: which model it loaded and how it was trained, or that it trains one (a
-    damaged file is renamed aside, never deleted, and a new model trained).
+    damaged file is renamed aside, never deleted, and a new model trained), then what
+    :func:`train` says of a small split or a trivial model.
     """
     config = config or resolve_config()
     path = Path(path or model_path(dataset.name, config))

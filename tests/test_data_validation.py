@@ -474,7 +474,8 @@ def test_empty_split_of_a_folder_without_splits_suggests_fractions(tmp_path):
     (root / "classes.json").write_text(json.dumps(CLASSES_JSON))
     for index in range(15):
         write_pair(root, f"photo_{index:02d}", value=1 + index % 2)  # hashes put none in val
+    assert len(data.load_dataset(root).split("val")) == 1, "an empty val split takes one pair"
     with pytest.raises(
         DatasetError, match=r"Split 'val' .* is empty.*split_fractions=\(0.6, 0.2\)"
     ):
-        data.load_dataset(root).split("val")
+        data.load_dataset(root, split_fractions=(0.9, 0.0)).split("val")

@@ -80,8 +80,14 @@ def tiny_shapes(tmp_path):
     return data.load_dataset(root)
 
 
-TINY = training.TrainConfig(
-    image_size=32, batch_size=8, epochs=4, learning_rate=1e-2, base_filters=4, patience=50
+TINY = training.TrainConfig(  # min_steps=0: exactly `epochs` passes (the tests count epochs)
+    image_size=32,
+    batch_size=8,
+    epochs=4,
+    learning_rate=1e-2,
+    base_filters=4,
+    patience=50,
+    min_steps=0,
 )
 
 
@@ -180,7 +186,7 @@ def test_recipe_trains_on_a_readers_folder_of_mixed_images(tmp_path):
         Image.fromarray(mask).save(root / "masks" / f"p{index:02d}.png")
     dataset = data.load_dataset(root)
     config = training.TrainConfig(
-        image_size=16, batch_size=8, epochs=2, base_filters=4, learning_rate=1e-2
+        image_size=16, batch_size=8, epochs=2, base_filters=4, learning_rate=1e-2, min_steps=0
     )
     model, history = training.train(dataset, config, run_dir=tmp_path / "run", verbose=0)
     assert model.output_shape == (None, 16, 16, 2)
