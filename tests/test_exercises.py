@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import calibration, data, losses, metrics, models, pipeline, tiling, training
+from helpers import calibration, data, losses, metrics, models, perf, pipeline, tiling, training
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXERCISES = {
@@ -29,6 +29,7 @@ EXERCISES = {
     "02_softmax": 3,
     "03_build_and_train": 3,
     "04_evaluation": 3,
+    "05_troubleshooting_slow_training": 3,
     "06_hard_cases": 3,
 }
 SELF_CHECK = "# self-check"
@@ -376,6 +377,68 @@ def test_04_exercise_3_vertical_flip_tta():
 
 
 # --- 06 hard cases ----------------------------------------------------------------------------
+
+
+# --- 05 troubleshooting slow training ---------------------------------------------------------
+
+
+def budget_run(name: str, curve: tuple[float, ...]) -> perf.BudgetRun:
+    """A stand-in for a short training run with the validation mean IoU ``curve``."""
+    return perf.BudgetRun(
+        name=name,
+        epochs=len(curve),
+        train_seconds=10.0,
+        images_per_second=30.0,
+        target=0.35,
+        seconds_to_target=None,
+        epochs_to_target=None,
+        val_mean_iou=curve,
+        seconds_at_epoch=tuple(float(epoch) for epoch in range(1, len(curve) + 1)),
+    )
+
+
+def test_05_exercise_1_batch_64_with_a_scaled_learning_rate():
+    default_rate = budget_run("batch 64", (0.10, 0.20, 0.26))
+    namespace = {"perf": perf, "dataclasses": __import__("dataclasses")}
+    namespace["runs"] = {"batch 64": default_rate}
+    scaled = budget_run("scaled", (0.15, 0.30, 0.41))
+    assert_exercise(
+        "05_troubleshooting_slow_training",
+        1,
+        namespace,
+        "scaled_run",
+        scaled,
+        [0.41, default_rate, budget_run("too short", (0.15, 0.30))],
+    )
+
+
+def test_05_exercise_3_noise_of_three_seeds():
+    first, second = budget_run("seed 42", (0.30, 0.47)), budget_run("seed 43", (0.25, 0.38))
+    third = budget_run("seed 44", (0.28, 0.43))
+    remedies = {"baseline": first, "more layers": budget_run("more layers", (0.3, 0.45))}
+    namespace = {
+        "perf": perf,
+        "runs": {"batch 8": first, "batch 8, seed 43": second},
+        "baseline": "batch 8",
+        "reseeded": "batch 8, seed 43",
+        "remedies": remedies,
+        "base": first,
+        "remedy_names": ["more layers"],
+    }
+    right = {"third_run": third, "seed_noise": 0.47 - 0.38}
+    assert_exercise(
+        "05_troubleshooting_slow_training",
+        3,
+        namespace,
+        "seed_noise",
+        right,
+        [
+            {"third_run": third, "seed_noise": 0.47 - 0.43},  # not the largest difference
+            {"third_run": third, "seed_noise": 0.5},
+            {"third_run": first, "seed_noise": 0.47 - 0.38},  # the first seed again
+            {"third_run": None, "seed_noise": 0.47 - 0.38},
+        ],
+    )
 
 
 def test_06_exercise_1_tiles_per_image():
