@@ -1,4 +1,6 @@
-"""The course's models, from the blog post's classifier to a U-Net (introduced in notebook 03).
+"""The course's models, from the blog post's classifier to a U-Net. Taught in notebook 03, which
+writes the FCN and the U-Net cell by cell (``build_fcn``, ``build_unet``) and checks that they
+are these models; notebooks 04-06 build them from here.
 
 Backend-neutral Keras 3 (``keras.layers`` and ``keras.ops`` only, no ``tf.*``), so the same code
 runs on TensorFlow, JAX or PyTorch. Every segmentation model returns per-pixel **logits** of

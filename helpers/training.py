@@ -480,7 +480,7 @@ def set_aside_earlier_run(run_dir: Path) -> Path | None:
     return aside
 
 
-def _start_fresh(run_dir: Path, config: TrainConfig) -> None:
+def start_run(run_dir: Path, config: TrainConfig) -> None:
     """Set an earlier run aside and record this run's configuration (``run.json``)."""
     set_aside_earlier_run(run_dir)
     record = json.dumps(dataclasses.asdict(config), indent=1)
@@ -556,6 +556,9 @@ def train(
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train a segmentation model (by default a U-Net) with the shared recipe.
 
+    Taught in notebook 03, which writes these steps out (seed, pipeline, schedule, compile,
+    callbacks, fit); a test checks that both train the same weights.
+
     ``run_dir`` (default :func:`default_run_dir`: ``artifacts/<dataset>/<model name>-<config
     id>/``) receives the checkpoint (saved atomically every epoch), ``history.csv``, the
     TensorBoard logs and ``run.json`` (the configuration). With ``resume=True`` and a
@@ -599,7 +602,7 @@ def train(
         print(note)
     train_batches, val_batches = recipe_batches(dataset, config, train_pairs, length.passes)
     if not resuming:
-        _start_fresh(run_dir, config)
+        start_run(run_dir, config)
     recipe_callbacks = default_callbacks(run_dir, config.patience)
     history = model.fit(
         train_batches,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import keras
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import data, models, pipeline, runtime, training
+from helpers import data, losses, models, pipeline, runtime, training
 
 
 @pytest.mark.parametrize(("size", "num_classes"), [(32, 2), (64, 5), (48, 30)])
@@ -238,3 +239,69 @@ def test_a_model_with_the_schedule_saves_and_loads_in_safe_mode(tmp_path):
     loaded = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
     assert isinstance(loaded.optimizer._learning_rate, training.ConstantThenLinearDecay)
     assert int(loaded.optimizer.iterations) == 1
+
+
+def test_notebook_03s_written_out_steps_train_the_same_weights_as_train(tiny_shapes, tmp_path):
+    """Notebook 03 writes out what train() does (pipeline, schedule, compile, callbacks, fit)
+    and says the two train the same model: same seeds, same weights, bit for bit."""
+    config = dataclasses.replace(TINY, epochs=2)
+    classes = tiny_shapes.classes
+
+    def fresh_unet() -> keras.Model:
+        runtime.seed_everything(0)
+        return models.unet(classes.num_classes, config.image_size, config.base_filters)
+
+    recipe_model, _ = training.train(
+        tiny_shapes, config, model=fresh_unet(), run_dir=tmp_path / "recipe", verbose=0
+    )
+
+    # notebook 03, section 6
+    model = fresh_unet()
+    train_pairs = tiny_shapes.split("train")
+    val_batches = pipeline.make_pipeline(
+        tiny_shapes.split("val"), config.image_size, config.batch_size
+    )
+    runtime.seed_everything(config.seed)
+    length = training.run_length(config, len(train_pairs))
+    train_batches = pipeline.make_pipeline(
+        train_pairs,
+        config.image_size,
+        config.batch_size,
+        augment=config.augment,
+        max_zoom=config.max_zoom,
+        shuffle=True,
+        seed=config.seed,
+        repeat=length.passes,
+    )
+    learning_rate = training.ConstantThenLinearDecay(
+        config.learning_rate, length.total_steps, config.decay_fraction
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=losses.CrossEntropyDiceLoss(classes.num_classes, ignore_index=classes.ignore_index),
+        metrics=[
+            keras.metrics.MeanIoU(
+                num_classes=classes.num_classes,
+                sparse_y_pred=False,
+                ignore_class=classes.ignore_index,
+                name="mean_iou",
+            )
+        ],
+    )
+    run_dir = tmp_path / "notebook"
+    training.start_run(run_dir, config)
+    callbacks = training.default_callbacks(run_dir, config.patience)
+    model.fit(
+        train_batches,
+        validation_data=val_batches,
+        epochs=config.epochs,
+        shuffle=False,
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+    trained, untrained = model.get_weights(), fresh_unet().get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(trained, untrained, strict=True))
+    for mine, recipe in zip(model.get_weights(), recipe_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, recipe)
+    assert json.loads((run_dir / "run.json").read_text())["epochs"] == 2
