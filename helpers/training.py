@@ -29,7 +29,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from helpers import ARTIFACTS_DIR, REPO_ROOT, losses, metrics, models, pipeline, runtime
+from helpers import (
+    ARTIFACTS_DIR,
+    REPO_ROOT,
+    losses,
+    metrics,
+    models,
+    pipeline,
+    resolution,
+    runtime,
+)
 from helpers.data import Classes, Dataset, class_pixel_counts
 
 
@@ -568,9 +577,10 @@ def train(
     run in a folder that holds an earlier run moves that run's files to
     ``run_dir/earlier/<date-time>-<random>/`` once the data is ready, just before the first
     epoch: an earlier checkpoint is never deleted. A small training split is trained for at
-    least ``config.min_steps`` steps (:func:`run_length`, one printed line), and a trivial
-    result is named with its likely fixes (:func:`trivial_model_warning`). Returns the model
-    and its history.
+    least ``config.min_steps`` steps (:func:`run_length`, one printed line); a class that the
+    training size erases, and images squashed to squares, are named before training
+    (:func:`helpers.resolution.report`); a trivial result is named with its likely fixes
+    (:func:`trivial_model_warning`). Returns the model and its history.
     """
     check_config(config)
     runtime.seed_everything(config.seed)
@@ -589,6 +599,8 @@ def train(
     elif resume:
         print(f"Nothing to resume in {_shown(run_dir)}: starting a fresh run.")
     train_pairs = dataset.split("train")  # verifies every pair (cached per dataset state)
+    for warning in resolution.report(train_pairs, classes, config.image_size).warnings():
+        print(warning)  # a class the training size erases; images squashed to squares
     initial_epoch = completed_epochs(run_dir) if resuming else 0
     if resuming:
         print(f"Resuming from {checkpoint.name} after epoch {initial_epoch}.")
