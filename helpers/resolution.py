@@ -128,7 +128,8 @@ def _shares(masks: list[np.ndarray], classes: Classes) -> np.ndarray:
 def typical_widths(masks: list[np.ndarray], num_classes: int) -> np.ndarray:
     """Each class's typical width in pixels: 2 x area / outline length (outline = pixel edges
     between the class and other labels). A strip w pixels wide, along an axis, gives w; a disc of
-    radius r about 0.8 r (the outline is counted in pixel edges)."""
+    radius r about 0.8 r. The outline is counted in pixel edges, a staircase along a slanted edge,
+    so a line at an angle comes out up to 1.4 times (at 45°) thinner than it is."""
     areas = np.zeros(num_classes)
     outlines = np.zeros(num_classes)
     for mask in masks:
