@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools import run_notebooks
+from tools import course_pages, run_notebooks
 
 NOTEBOOKS = sorted(run_notebooks.NOTEBOOKS.glob("[0-9]*.ipynb"))
 
@@ -49,7 +49,7 @@ def fake_notebook(path: Path, title: str, *code: str) -> None:
 def test_real_notebooks_have_a_title_goal_and_run_time_for_the_index():
     assert NOTEBOOKS
     for path in NOTEBOOKS:
-        summary = run_notebooks.summarize(nbformat.read(path, as_version=4), path.stem)
+        summary = course_pages.summarize(nbformat.read(path, as_version=4), path.stem)
         assert summary.title.startswith(path.stem[:2]), f"{path.name}: title {summary.title!r}"
         assert len(summary.goal) > 40, f"{path.name}: goal {summary.goal!r}"
         assert summary.run_time and "CPU" in summary.run_time, f"{path.name}: no run time"
@@ -60,7 +60,7 @@ def test_index_of_the_real_notebooks_links_every_page_and_every_link_resolves(tm
     for path in NOTEBOOKS:
         shutil.copy(path, tmp_path / path.name)
         (tmp_path / f"{path.stem}.html").write_text("<html></html>", encoding="utf-8")
-    index = run_notebooks.write_index(tmp_path, NOTEBOOKS)
+    index = course_pages.write_index(tmp_path, NOTEBOOKS)
     hrefs = links(index)
     assert hrefs == [f"{path.stem}.html" for path in NOTEBOOKS], "every notebook, in order"
     assert all((tmp_path / href).is_file() for href in hrefs)
@@ -83,7 +83,7 @@ def test_index_marks_failed_and_missing_pages_and_renders_inline_markdown(tmp_pa
     for stem in ("01_first", "02_broken"):
         (output_dir / f"{stem}.html").write_text("<html></html>", encoding="utf-8")
 
-    index = run_notebooks.write_index(output_dir, sorted(sources.glob("*.ipynb"), reverse=True))
+    index = course_pages.write_index(output_dir, sorted(sources.glob("*.ipynb"), reverse=True))
     assert links(index) == ["01_first.html", "02_broken.html"], "no link to a page not rendered"
     page = index.read_text(encoding="utf-8")
     assert page.index("01 · first") < page.index("02 · broken") < page.index("03 · later")
@@ -117,4 +117,4 @@ def test_make_run_writes_the_index_also_when_a_notebook_fails(tmp_path, monkeypa
     ],
 )
 def test_inline_markdown_is_escaped_before_it_is_formatted(markdown, expected):
-    assert run_notebooks.inline_html(markdown) == expected
+    assert course_pages.inline_html(markdown) == expected

@@ -9,21 +9,16 @@ fails its test: every wrong answer below must raise ``AssertionError``.
 
 from __future__ import annotations
 
-import contextlib
-import io
-from functools import cache
-from pathlib import Path
 from types import SimpleNamespace
 
 import keras
-import nbformat
 import numpy as np
 import pytest
 import tensorflow as tf
+from notebook_cells import cell_defining, code_cells, run
 
 from helpers import calibration, data, losses, metrics, models, perf, pipeline, tiling, training
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXERCISES = {
     "01_preprocessing": 3,
     "02_softmax": 3,
@@ -35,31 +30,12 @@ EXERCISES = {
 SELF_CHECK = "# self-check"
 
 
-@cache
-def code_cells(notebook: str) -> tuple[str, ...]:
-    cells = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4).cells
-    return tuple(cell.source for cell in cells if cell.cell_type == "code")
-
-
 def exercise_cells(notebook: str, number: int) -> tuple[str, str]:
     """The answer cell and the self-check cell of exercise ``number`` (1-based)."""
     cells = code_cells(notebook)
     checks = [index for index, source in enumerate(cells) if source.startswith(SELF_CHECK)]
     index = checks[number - 1]
     return cells[index - 1], cells[index]
-
-
-def cell_defining(notebook: str, definition: str) -> str:
-    (source,) = [source for source in code_cells(notebook) if definition in source]
-    return source
-
-
-def run(source: str, namespace: dict) -> str:
-    """Execute ``source`` in ``namespace`` (modified in place); return what it printed."""
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        exec(compile(source, "<notebook cell>", "exec"), namespace)
-    return printed.getvalue()
 
 
 def assert_exercise(

@@ -8,6 +8,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from notebook_cells import cell_starting, run
 from PIL import Image
 
 from helpers import data, losses, models, pipeline, runtime, training
@@ -241,9 +242,10 @@ def test_a_model_with_the_schedule_saves_and_loads_in_safe_mode(tmp_path):
     assert int(loaded.optimizer.iterations) == 1
 
 
-def test_notebook_03s_written_out_steps_train_the_same_weights_as_train(tiny_shapes, tmp_path):
+def test_notebook_03s_training_cells_train_the_same_weights_as_train(tiny_shapes):
     """Notebook 03 writes out what train() does (pipeline, schedule, compile, callbacks, fit)
-    and says the two train the same model: same seeds, same weights, bit for bit."""
+    and says that the two train the same model: its own cells, run here on a tiny dataset,
+    give the same weights as train(), bit for bit."""
     config = dataclasses.replace(TINY, epochs=2)
     classes = tiny_shapes.classes
 
@@ -251,57 +253,33 @@ def test_notebook_03s_written_out_steps_train_the_same_weights_as_train(tiny_sha
         runtime.seed_everything(0)
         return models.unet(classes.num_classes, config.image_size, config.base_filters)
 
-    recipe_model, _ = training.train(
-        tiny_shapes, config, model=fresh_unet(), run_dir=tmp_path / "recipe", verbose=0
+    recipe_model, recipe_history = training.train(
+        tiny_shapes, config, model=fresh_unet(), run_dir=training.ARTIFACTS_DIR / "r", verbose=0
     )
-
-    # notebook 03, section 6
-    model = fresh_unet()
-    train_pairs = tiny_shapes.split("train")
     val_batches = pipeline.make_pipeline(
         tiny_shapes.split("val"), config.image_size, config.batch_size
     )
-    runtime.seed_everything(config.seed)
-    length = training.run_length(config, len(train_pairs))
-    train_batches = pipeline.make_pipeline(
-        train_pairs,
-        config.image_size,
-        config.batch_size,
-        augment=config.augment,
-        max_zoom=config.max_zoom,
-        shuffle=True,
-        seed=config.seed,
-        repeat=length.passes,
-    )
-    learning_rate = training.ConstantThenLinearDecay(
-        config.learning_rate, length.total_steps, config.decay_fraction
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=losses.CrossEntropyDiceLoss(classes.num_classes, ignore_index=classes.ignore_index),
-        metrics=[
-            keras.metrics.MeanIoU(
-                num_classes=classes.num_classes,
-                sparse_y_pred=False,
-                ignore_class=classes.ignore_index,
-                name="mean_iou",
-            )
-        ],
-    )
-    run_dir = tmp_path / "notebook"
-    training.start_run(run_dir, config)
-    callbacks = training.default_callbacks(run_dir, config.patience)
-    model.fit(
-        train_batches,
-        validation_data=val_batches,
-        epochs=config.epochs,
-        shuffle=False,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    namespace = {
+        **{"np": np, "keras": keras, "losses": losses, "pipeline": pipeline},
+        **{"runtime": runtime, "training": training, "RESUME": False, "config": config},
+        **{"dataset": tiny_shapes, "classes": classes, "train_pairs": tiny_shapes.split("train")},
+        **{"val_batches": val_batches, "val_images": next(iter(val_batches))[0]},
+        "unet": fresh_unet(),
+    }
+    untrained = namespace["unet"].get_weights()
+    for first_line in (
+        "runtime.seed_everything(config.seed)",  # the training pipeline and the schedule
+        "unet.compile(",
+        "run_dir = training.default_run_dir(",  # the callbacks
+        "if RESUME:",  # fit
+    ):
+        run(cell_starting("03_build_and_train", first_line), namespace)
 
-    trained, untrained = model.get_weights(), fresh_unet().get_weights()
+    trained = namespace["unet"].get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(trained, untrained, strict=True))
-    for mine, recipe in zip(model.get_weights(), recipe_model.get_weights(), strict=True):
+    for mine, recipe in zip(trained, recipe_model.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, recipe)
+    assert namespace["history"]["val_mean_iou"] == recipe_history["val_mean_iou"]
+    run_dir = namespace["run_dir"]
     assert json.loads((run_dir / "run.json").read_text())["epochs"] == 2
+    assert training.completed_epochs(run_dir) == 2 and (run_dir / "checkpoint.keras").is_file()

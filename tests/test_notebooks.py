@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools import run_notebooks
+from tools import notebook_format
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9]*.ipynb"))
 
@@ -47,8 +47,8 @@ def test_stored_as_jupyterlab_writes_it(path):
     text = path.read_text(encoding="utf-8")
     notebook = nbformat.reads(text, as_version=4)
     assert text == nbformat.writes(notebook) + "\n", "run tools/run_notebooks.py --tidy"
-    assert notebook.metadata.kernelspec == run_notebooks.KERNELSPEC
-    assert set(notebook.metadata) <= set(run_notebooks.NOTEBOOK_METADATA)
+    assert notebook.metadata.kernelspec == notebook_format.KERNELSPEC
+    assert set(notebook.metadata) <= set(notebook_format.NOTEBOOK_METADATA)
     assert all(set(cell.metadata) <= {"tags"} for cell in notebook.cells)
     counts = [cell.execution_count for cell in notebook.cells if cell.cell_type == "code"]
     ran = [count for count in counts if count is not None]

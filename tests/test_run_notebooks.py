@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools import run_notebooks
+from tools import notebook_format, run_notebooks
 
 
 def write_notebook(path, *sources: str) -> None:
@@ -72,7 +72,7 @@ def figure_png(width: int = 120, height: int = 80) -> bytes:
 
 def test_the_figure_policy_keeps_every_figure_smaller_and_the_same_size():
     png = figure_png()
-    shrunk = run_notebooks.shrink_png(png)
+    shrunk = notebook_format.shrink_png(png)
     assert len(shrunk) < len(png)
     with Image.open(io.BytesIO(shrunk)) as image:
         assert image.size == (120, 80) and image.mode == "P"
@@ -81,7 +81,7 @@ def test_the_figure_policy_keeps_every_figure_smaller_and_the_same_size():
     original = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.int16)
     mean_colour_change = np.abs(pixels.mean(axis=(0, 1)) - original.mean(axis=(0, 1)))
     assert (mean_colour_change < 3).all(), "colours kept on average"
-    assert run_notebooks.shrink_png(shrunk) == shrunk, "applying the policy twice changes nothing"
+    assert notebook_format.shrink_png(shrunk) == shrunk, "applying the policy twice changes nothing"
 
 
 def test_tidy_shrinks_stored_figures_fixes_metadata_and_executes_nothing(tmp_path, monkeypatch):
@@ -98,7 +98,7 @@ def test_tidy_shrinks_stored_figures_fixes_metadata_and_executes_nothing(tmp_pat
     nbformat.write(notebook, path)
     assert run(monkeypatch, "--tidy", str(path)) == 0
     tidied = nbformat.read(path, as_version=4)
-    assert tidied.metadata == {"kernelspec": run_notebooks.KERNELSPEC}
+    assert tidied.metadata == {"kernelspec": notebook_format.KERNELSPEC}
     stored = tidied.cells[0]
     assert stored.metadata == {"tags": ["parameters"]}
     assert stored.source == cell.source and len(stored.outputs) == 1

@@ -44,6 +44,8 @@ BUNDLED_FILES = (
     "Makefile",
     "data/README.md",
     "tools/run_notebooks.py",
+    "tools/notebook_format.py",
+    "tools/course_pages.py",
 )
 BUNDLED_PACKAGE = "helpers"
 # The Colab bundle: what the bootstrap cell installs and the notebooks read, beside notebooks/.
