@@ -4,8 +4,9 @@
 each class's share of the labelled pixels and its typical width — then resizes them as the
 pipeline does (:func:`helpers.pipeline.resize_mask`) and measures how much of each class is
 left. A class that loses over a quarter of its pixels is *erased* by the scale: the model cannot
-learn what the resize removed, so the report suggests the smallest ``IMAGE_SIZE`` that keeps
-every class, or training on crops at native scale (notebook 06).
+learn what the resize removed, so the report suggests a larger ``IMAGE_SIZE`` that keeps every
+class (the smallest of ``SIZE_FACTORS`` times the training size, rounded up to a multiple of 32
+and at most the native side), or training on crops at native scale (notebook 06).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from helpers.pipeline import resize_mask
 SAMPLE_SIZE = 32  # masks measured, spread evenly over the pairs: enough for shares and widths
 KEEP_AT_LEAST = 0.75  # a class that keeps less of its pixel share than this is being erased
 SIZE_STEP = 32  # suggested sizes are multiples of this (the U-Net needs multiples of 8)
+SIZE_FACTORS = (1.5, 2, 3, 4, 6, 8)  # the sizes tried, as multiples of the training size
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class ResolutionReport:
     image_size: int
     sizes: dict[tuple[int, int], int]  # (width, height) -> number of sampled masks
     classes: tuple[ClassAtScale, ...]
-    suggested_size: int | None  # the smallest size that keeps every class (None: none needed)
+    suggested_size: int | None  # the smallest size tried that keeps every class (or None)
 
     @property
     def scale(self) -> float:
@@ -159,7 +161,7 @@ def report(pairs: Sequence[Pair], classes: Classes, image_size: int) -> Resoluti
     suggested = None
     if np.any(kept < KEEP_AT_LEAST):
         largest = max(max(size) for size in sizes) // SIZE_STEP * SIZE_STEP
-        steps = {math.ceil(image_size * f / SIZE_STEP) * SIZE_STEP for f in (1.5, 2, 3, 4, 6, 8)}
+        steps = {math.ceil(image_size * f / SIZE_STEP) * SIZE_STEP for f in SIZE_FACTORS}
         candidates = sorted({min(largest, size) for size in steps})
         for size in (c for c in candidates if c > image_size):
             if np.all(_kept(masks, classes, size, native) >= KEEP_AT_LEAST):

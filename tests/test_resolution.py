@@ -65,7 +65,7 @@ def test_one_pixel_lines_shrunk_4x_are_erased_and_a_size_that_keeps_them_is_sugg
     kept_there = resolution.report(pairs, VESSELS, report.suggested_size)
     assert kept_there.erased() == [] and kept_there.warnings() == []
     smaller = resolution.report(pairs, VESSELS, report.suggested_size - 32)
-    assert smaller.erased(), "the suggestion is the smallest size that keeps every class"
+    assert smaller.erased(), "the suggestion is the smallest size tried that keeps every class"
 
 
 def test_the_native_size_is_the_largest_suggestion(tmp_path):
