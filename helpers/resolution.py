@@ -1,4 +1,4 @@
-"""What the training scale does to a dataset (taught in notebook 01; ``training.train`` warns).
+"""What the training size does to a dataset (taught in notebook 01; ``training.train`` warns).
 
 :func:`report` measures a sample of masks at their native size — image sizes, aspect ratios,
 each class's share of the labelled pixels and its typical width — then resizes them as the

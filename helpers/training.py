@@ -578,7 +578,7 @@ def train(
     ``run_dir/earlier/<date-time>-<random>/`` once the data is ready, just before the first
     epoch: an earlier checkpoint is never deleted. A small training split is trained for at
     least ``config.min_steps`` steps (:func:`run_length`, one printed line); a class that the
-    training size erases, and images squashed to squares, are named before training
+    training size erases is named before training, with a size that keeps it
     (:func:`helpers.resolution.report`); a trivial result is named with its likely fixes
     (:func:`trivial_model_warning`). Returns the model and its history.
     """
@@ -600,7 +600,7 @@ def train(
         print(f"Nothing to resume in {_shown(run_dir)}: starting a fresh run.")
     train_pairs = dataset.split("train")  # verifies every pair (cached per dataset state)
     for warning in resolution.report(train_pairs, classes, config.image_size).warnings():
-        print(warning)  # a class the training size erases; images squashed to squares
+        print(warning)  # a class that the training size erases, and a size that keeps it
     initial_epoch = completed_epochs(run_dir) if resuming else 0
     if resuming:
         print(f"Resuming from {checkpoint.name} after epoch {initial_epoch}.")
