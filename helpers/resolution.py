@@ -167,7 +167,7 @@ def report(pairs: Sequence[Pair], classes: Classes, image_size: int) -> Resoluti
             if np.all(_kept(masks, classes, size, native) >= KEEP_AT_LEAST):
                 suggested = size
                 break
-    widths = typical_widths(masks, max(classes.num_classes, *(int(m.max()) + 1 for m in masks)))
+    widths = typical_widths(masks, classes.num_classes)  # ignored pixels: another label
     rows = tuple(
         ClassAtScale(name, float(native[c]), float(widths[c]), float(kept[c]))
         for c, name in enumerate(classes.names)
