@@ -31,13 +31,13 @@ test: setup lint
 
 lint: setup
 	@echo "==> ruff (code and notebooks)"
-	@$(BIN)/ruff check helpers tests tools benchmarks
-	@$(BIN)/ruff format --check helpers tests tools benchmarks
+	@$(BIN)/ruff check helpers tests tools benchmarks notebooks/conftest.py
+	@$(BIN)/ruff format --check helpers tests tools benchmarks notebooks/conftest.py
 	@$(BIN)/nbqa ruff notebooks
 
 format: setup
-	@$(BIN)/ruff check --fix helpers tests tools benchmarks
-	@$(BIN)/ruff format helpers tests tools benchmarks
+	@$(BIN)/ruff check --fix helpers tests tools benchmarks notebooks/conftest.py
+	@$(BIN)/ruff format helpers tests tools benchmarks notebooks/conftest.py
 	@$(BIN)/nbqa ruff --fix notebooks
 
 lab: setup

@@ -1,0 +1,46 @@
+"""How `make test` shares two pytest-xdist workers between the notebooks and the unit tests.
+
+nbval makes one test per cell, and a notebook's cells must run in order in one kernel: each
+notebook is one unit of work, sent whole to one worker. A notebook that loads the model notebook
+03 saves (it calls `training.load_or_train`) joins 03's unit and runs after it on the same
+worker; run before 03 has finished, it would train a model of its own and print something else
+than its committed output. A unit-test file is one unit too (its module fixtures are built once).
+Units start in collection order (pyproject.toml lists notebooks/ first, so the long notebooks
+start at once); a worker takes the next unit when it runs out of work.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from xdist.scheduler import LoadScopeScheduling
+
+MODEL_MAKER = "notebooks/03_build_and_train.ipynb"
+LOADS_THE_MODEL = "load_or_train("
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@cache
+def loads_the_saved_model(notebook: str) -> bool:
+    """Whether a notebook (path relative to the repository) loads the model 03 saves."""
+    return LOADS_THE_MODEL in (REPO_ROOT / notebook).read_text(encoding="utf-8")
+
+
+def work_unit(nodeid: str) -> str:
+    """A test's unit of work: its file, or 03's notebook for a notebook that needs 03's model."""
+    path = nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb") and path != MODEL_MAKER and loads_the_saved_model(path):
+        return MODEL_MAKER
+    return path
+
+
+class NotebookUnits(LoadScopeScheduling):
+    """xdist's `loadscope` scheduling with the units of :func:`work_unit`."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return work_unit(nodeid)
+
+
+def pytest_xdist_make_scheduler(config, log) -> NotebookUnits:
+    return NotebookUnits(config, log)

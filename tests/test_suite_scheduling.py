@@ -1,0 +1,30 @@
+"""notebooks/conftest.py: how `make test` shares its two workers (pytest-xdist)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
+spec = importlib.util.spec_from_file_location("notebook_units", NOTEBOOKS / "conftest.py")
+notebook_units = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(notebook_units)
+
+
+def test_a_notebook_that_loads_03s_model_runs_in_03s_unit_and_the_others_alone():
+    unit = notebook_units.work_unit
+    maker = "notebooks/03_build_and_train.ipynb"
+    assert unit(f"{maker}::Cell 4") == maker
+    assert unit("notebooks/04_evaluation.ipynb::Cell 3") == maker
+    assert unit("notebooks/06_hard_cases.ipynb::Cell 0") == maker
+    for alone in ("01_preprocessing", "02_softmax", "05_troubleshooting_slow_training"):
+        assert unit(f"notebooks/{alone}.ipynb::Cell 2") == f"notebooks/{alone}.ipynb"
+    assert unit("tests/test_metrics.py::test_iou[case]") == "tests/test_metrics.py"
+
+
+def test_every_notebook_that_loads_03s_model_comes_after_03():
+    notebooks = sorted(path.name for path in NOTEBOOKS.glob("[0-9]*.ipynb"))
+    loaders = [
+        name for name in notebooks if notebook_units.loads_the_saved_model(f"notebooks/{name}")
+    ]
+    assert loaders and all(name > "03" for name in loaders), loaders
