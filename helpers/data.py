@@ -948,9 +948,13 @@ def make_shapes(
         (staging / GENERATOR_MARKER).write_text(
             json.dumps(marker, indent=2) + "\n", encoding="utf-8"
         )
-        if root.exists():
+        # Only a regeneration that was asked for replaces `root`. Without overwrite, a `root` that
+        # exists now was published meanwhile by another process (two notebooks starting at once,
+        # `make test`'s two workers): keep theirs, which may be in use, and drop this copy.
+        replace = overwrite and root.exists()
+        if replace:
             _move_aside_foreign_files(root)
-        publish(staging, root, replace=root.exists())
+        publish(staging, root, replace=replace)
     finally:
         if staging.exists():
             shutil.rmtree(staging)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -335,6 +336,29 @@ def test_make_shapes_never_overwrites_without_being_asked(tmp_path):
     with pytest.raises(FileExistsError, match="not made by make_shapes; it is never replaced"):
         data.make_shapes(user_folder, overwrite=True)
     assert (user_folder / "precious.txt").read_text() == "keep me"
+
+
+def test_shapes_that_another_process_published_meanwhile_are_kept_not_replaced(
+    tmp_path, monkeypatch
+):
+    """Two notebooks that start at once both generate `shapes`; the second must not delete the
+    first one's dataset, which a notebook may be reading already."""
+    root, theirs = tmp_path / "shapes", tmp_path / "theirs"
+    data.make_shapes(theirs, split_sizes={"train": 2}, image_size=16, seed=1)
+    (theirs / "train/images/open_in_a_notebook.txt").write_text("being read")
+    original, published = data.shapes_scene, threading.Lock()
+
+    def scene_while_the_other_process_publishes(rng, size, object_scale=None):
+        with published:
+            if theirs.exists():
+                theirs.rename(root)
+        return original(rng, size, object_scale)
+
+    monkeypatch.setattr(data, "shapes_scene", scene_while_the_other_process_publishes)
+    assert data.make_shapes(root, split_sizes={"train": 3}, image_size=16, seed=2) == root
+    assert (root / "train/images/open_in_a_notebook.txt").read_text() == "being read"
+    assert json.loads((root / data.GENERATOR_MARKER).read_text())["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shapes"]  # nothing moved aside or left
 
 
 def test_interrupted_generation_leaves_no_dataset(tmp_path, monkeypatch):

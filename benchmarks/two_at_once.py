@@ -1,0 +1,69 @@
+"""Benchmark: one training alone, then two at once — why `make test` runs two workers.
+
+    python benchmarks/two_at_once.py [--epochs 4] [--dataset shapes]
+
+Trains the shared recipe for ``--epochs`` epochs in a child process, alone, and prints its
+training time and how many cores it kept busy (CPU seconds / wall seconds). Then starts two such
+children at the same moment. ``throughput`` compares whole processes (start-up included): twice
+the time of the child alone, divided by the time the pair took side by side. Above 1.0, two
+workers finish a test suite sooner than one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+CHILD = """
+import json, os, sys, tempfile, time
+from pathlib import Path
+import helpers  # noqa: F401
+from helpers import data, training
+dataset = data.load_dataset(sys.argv[1])
+config = training.resolve_config(epochs=int(sys.argv[2]), patience=1000)
+start, cpu = time.perf_counter(), os.times()
+with tempfile.TemporaryDirectory() as run_dir:
+    training.train(dataset, config, run_dir=Path(run_dir), verbose=0)
+end = os.times()
+print(json.dumps({"wall": time.perf_counter() - start,
+                  "cpu": end.user - cpu.user + end.system - cpu.system}))
+"""
+
+
+def start(dataset: str, epochs: int) -> subprocess.Popen:
+    arguments = [sys.executable, "-c", CHILD, dataset, str(epochs)]
+    return subprocess.Popen(arguments, stdout=subprocess.PIPE, text=True)
+
+
+def result(child: subprocess.Popen) -> dict[str, float]:
+    output, _ = child.communicate()
+    if child.returncode:
+        raise SystemExit(f"a training child failed (exit {child.returncode})")
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="shapes")
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+    began = time.perf_counter()
+    alone = result(start(args.dataset, args.epochs))
+    alone_process = time.perf_counter() - began
+    print(
+        f"alone: {alone['wall']:.1f} s of training, "
+        f"{alone['cpu'] / alone['wall']:.2f} cores busy on average"
+    )
+    began = time.perf_counter()
+    pair = [start(args.dataset, args.epochs) for _ in range(2)]
+    walls = [result(child)["wall"] for child in pair]
+    both = time.perf_counter() - began
+    print(f"two at once: {walls[0]:.1f} s and {walls[1]:.1f} s of training, {both:.1f} s in all")
+    print(f"throughput: {2 * alone_process / both:.2f}x one training after the other")
+
+
+if __name__ == "__main__":
+    main()
