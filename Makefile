@@ -10,6 +10,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The Python files ruff checks and formats (notebooks: nbqa)
+PY_SOURCES := helpers tests tools benchmarks notebooks/conftest.py
 
 .PHONY: setup run test lint format lab outputs student colab-bundle benchmarks clean
 
@@ -31,13 +33,13 @@ test: setup lint
 
 lint: setup
 	@echo "==> ruff (code and notebooks)"
-	@$(BIN)/ruff check helpers tests tools benchmarks notebooks/conftest.py
-	@$(BIN)/ruff format --check helpers tests tools benchmarks notebooks/conftest.py
+	@$(BIN)/ruff check $(PY_SOURCES)
+	@$(BIN)/ruff format --check $(PY_SOURCES)
 	@$(BIN)/nbqa ruff notebooks
 
 format: setup
-	@$(BIN)/ruff check --fix helpers tests tools benchmarks notebooks/conftest.py
-	@$(BIN)/ruff format helpers tests tools benchmarks notebooks/conftest.py
+	@$(BIN)/ruff check --fix $(PY_SOURCES)
+	@$(BIN)/ruff format $(PY_SOURCES)
 	@$(BIN)/nbqa ruff --fix notebooks
 
 lab: setup
