@@ -15,7 +15,7 @@ import numpy as np
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
+def native_stderr_silenced() -> Iterator[None]:
     """Send file descriptor 2 to /dev/null for the duration of the block.
 
     TensorFlow's C++ runtime writes start-up lines ("oneDNN custom operations are on",
@@ -46,7 +46,7 @@ def import_tensorflow_quietly() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
-    with _native_stderr_silenced():
+    with native_stderr_silenced():
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # the first device probe logs too

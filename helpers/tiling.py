@@ -1,4 +1,5 @@
-"""Predicting images larger than the training size, tile by tile (notebook 06).
+"""Predicting images larger than the training size, tile by tile (notebook 06), and a photo of
+any size at its own resolution (notebook 07).
 
 A fully convolutional model accepts any input size, but memory does not: a 4096x4096 photo is
 predicted in tiles. Tiles cut without overlap show *seams* (a pixel near a tile edge sees only
@@ -8,9 +9,12 @@ the tile edges remove them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -85,3 +89,55 @@ def predict_tiled(
             total[top : top + tile, left : left + tile] += tile_logits * window
             weights[top : top + tile, left : left + tile] += window
     return (total / weights)[:height, :width]
+
+
+def load_photo(path: str | os.PathLike[str]) -> np.ndarray:
+    """A photo file as uint8 RGB ``(H, W, 3)``, turned upright by its EXIF orientation tag.
+
+    Phones store a portrait photo as a landscape image plus a tag saying "rotate me"; without
+    the tag applied, the model sees (and the overlay shows) the picture on its side.
+    """
+    try:
+        with Image.open(path) as photo:
+            return np.asarray(ImageOps.exif_transpose(photo).convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(
+            f"{path}: not an image this course can read ({error}). Use a PNG or JPEG file."
+        ) from error
+
+
+def model_input_size(height: int, width: int, side: int, multiple: int = 8) -> tuple[int, int]:
+    """The size a photo is resized to: shorter side ``side``, aspect ratio kept, each side
+    rounded to a multiple of ``multiple`` (what the model's poolings need)."""
+    shorter = min(height, width)
+    return tuple(
+        max(multiple, (length * side // shorter + multiple // 2) // multiple * multiple)
+        for length in (height, width)
+    )
+
+
+def predict_full_resolution(
+    predict_logits: Callable[[np.ndarray], np.ndarray],
+    photo: np.ndarray,
+    side: int,
+    multiple: int = 8,
+    tile: int | None = None,
+) -> np.ndarray:
+    """Logits ``(H, W, C)`` for a uint8 photo ``(H, W, 3)`` of any size, at its own resolution.
+
+    The photo is resized to the model's scale (:func:`model_input_size`: shorter side ``side``),
+    predicted whole, or in overlapping ``tile``-pixel tiles when it is larger than a tile
+    (:func:`predict_tiled`), and the **logits** (not the labels) are resized back bilinearly to
+    ``(H, W)``, so the mask's outlines are smooth at full resolution.
+    """
+    height, width = photo.shape[:2]
+    size = model_input_size(height, width, side, multiple)
+    image = tf.image.resize(
+        tf.cast(photo, tf.float32) / 255.0, size, method="bilinear", antialias=True
+    )
+    image = tf.clip_by_value(image, 0.0, 1.0).numpy()
+    if tile is not None and max(size) > tile:
+        logits = predict_tiled(predict_logits, image, tile, overlap=tile // 4)
+    else:
+        logits = np.asarray(predict_logits(image[None]), dtype=np.float32)[0]
+    return tf.image.resize(logits, (height, width), method="bilinear").numpy()
