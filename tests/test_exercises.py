@@ -26,6 +26,7 @@ EXERCISES = {
     "04_evaluation": 3,
     "05_troubleshooting_slow_training": 3,
     "06_hard_cases": 3,
+    "07_transfer_learning_and_your_photos": 3,
 }
 SELF_CHECK = "# self-check"
 
@@ -463,4 +464,58 @@ def test_06_exercise_3_reseeded_rare_iou():
         "reseeded_rare_iou",
         0.4,
         [0.5, 0.0, 1.0, 0.45, {"reseeded_rare_iou": 0.4, "trained": {}}],  # last: nothing trained
+    )
+
+
+# --- 07 transfer learning and your photos -----------------------------------------------------
+
+
+def trainable_count(model: keras.Model) -> int:
+    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+
+
+def test_07_exercise_1_frozen_weights():
+    whole, frozen = tiny_unet(trained=False), tiny_unet(trained=False)
+    models.set_trainable([frozen.get_layer(name) for name in models.encoder_layers(frozen)], False)
+    right = trainable_count(whole) - trainable_count(frozen)
+    assert_differ(right, trainable_count(frozen), whole.count_params())
+    namespace = {"trainable_count": trainable_count, "scratch": (whole, []), "frozen": (frozen, [])}
+    assert_exercise(
+        "07_transfer_learning_and_your_photos",
+        1,
+        namespace,
+        "frozen_weights",
+        right,
+        [trainable_count(frozen), whole.count_params(), 0],
+    )
+
+
+def test_07_exercise_2_model_input():
+    namespace = {"tiling": tiling, "IMAGE_SIZE": 64}
+    assert_exercise(
+        "07_transfer_learning_and_your_photos",
+        2,
+        namespace,
+        "model_input",
+        (64, 88),
+        [(64, 85), (88, 64), (48, 64), (64, 64)],
+    )
+
+
+class ServedStandIn:
+    """A stand-in for the reloaded SavedModel: one uint8 mask per image, at the image's size."""
+
+    def serve(self, images: np.ndarray) -> dict:
+        return {"mask": tf.zeros(np.shape(images)[:3], tf.uint8)}
+
+
+def test_07_exercise_3_served_shape():
+    namespace = {"np": np, "served": ServedStandIn()}
+    assert_exercise(
+        "07_transfer_learning_and_your_photos",
+        3,
+        namespace,
+        "served_shape",
+        (1, 100, 150),
+        [(100, 150), (1, 64, 64), (1, 150, 100), (1, 100, 150, 3)],
     )
