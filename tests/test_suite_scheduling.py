@@ -17,7 +17,12 @@ def test_a_notebook_that_loads_03s_model_runs_in_03s_unit_and_the_others_alone()
     assert unit(f"{maker}::Cell 4") == maker
     assert unit("notebooks/04_evaluation.ipynb::Cell 3") == maker
     assert unit("notebooks/06_hard_cases.ipynb::Cell 0") == maker
-    for alone in ("01_preprocessing", "02_softmax", "05_troubleshooting_slow_training"):
+    for alone in (
+        "01_preprocessing",
+        "02_softmax",
+        "05_troubleshooting_slow_training",
+        "07_transfer_learning_and_your_photos",
+    ):
         assert unit(f"notebooks/{alone}.ipynb::Cell 2") == f"notebooks/{alone}.ipynb"
     assert unit("tests/test_metrics.py::test_iou[case]") == "tests/test_metrics.py"
 
