@@ -87,6 +87,17 @@ def _logits(x, num_classes: int):
     return layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
 
 
+def _encoder(x, base_filters: int, depth: int, momentum: float) -> tuple:
+    """``depth`` stages of :func:`conv_block` + 2x2 max pooling, filters doubling, named
+    ``down1`` / ``pool1`` ...: the pooled output and each stage's features (the skips)."""
+    skips = []
+    for level in range(depth):
+        x = conv_block(x, base_filters * 2**level, momentum, name=f"down{level + 1}")
+        skips.append(x)
+        x = layers.MaxPooling2D(name=f"pool{level + 1}")(x)
+    return x, skips
+
+
 def fcn(
     num_classes: int,
     image_size: int | None = None,
@@ -101,10 +112,7 @@ def fcn(
     """
     _check_image_size(image_size, 3, "FCN")
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = inputs
-    for level, filters in enumerate((base_filters, base_filters * 2, base_filters * 4), start=1):
-        x = conv_block(x, filters, batchnorm_momentum, name=f"down{level}")
-        x = layers.MaxPooling2D(name=f"pool{level}")(x)
+    x, _ = _encoder(inputs, base_filters, 3, batchnorm_momentum)
     x = _logits(x, num_classes)
     outputs = layers.UpSampling2D(8, interpolation="bilinear", dtype="float32", name="upsample")(x)
     return keras.Model(inputs, outputs, name="fcn")
@@ -128,11 +136,7 @@ def unet(
     """
     _check_image_size(image_size, depth, "U-Net")
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x, skips = inputs, []
-    for level in range(depth):
-        x = conv_block(x, base_filters * 2**level, batchnorm_momentum, name=f"down{level + 1}")
-        skips.append(x)
-        x = layers.MaxPooling2D(name=f"pool{level + 1}")(x)
+    x, skips = _encoder(inputs, base_filters, depth, batchnorm_momentum)
     x = conv_block(x, base_filters * 2**depth, batchnorm_momentum, name="bottleneck")
     for level in reversed(range(depth)):
         filters = base_filters * 2**level
@@ -159,10 +163,7 @@ def encoder_classifier(
     """
     _check_image_size(image_size, depth, "classifier")
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = inputs
-    for level in range(depth):
-        x = conv_block(x, base_filters * 2**level, batchnorm_momentum, name=f"down{level + 1}")
-        x = layers.MaxPooling2D(name=f"pool{level + 1}")(x)
+    x, _ = _encoder(inputs, base_filters, depth, batchnorm_momentum)
     x = layers.GlobalAveragePooling2D(name="average")(x)
     outputs = layers.Dense(num_labels, dtype="float32", name="labels")(x)
     return keras.Model(inputs, outputs, name="encoder_classifier")
