@@ -40,6 +40,23 @@ def _valid_one_hot(y_true, num_classes: int, ignore_index: int | None):
 
 
 @keras.saving.register_keras_serializable(package="helpers")
+def _per_replica_share(batch_loss):
+    """A loss computed over the whole (per-replica) batch, divided by the replicas in sync.
+
+    Under ``tf.distribute`` the replicas' gradients are summed, so Keras divides every loss by
+    the number of replicas; but it does so only for a loss with a batch axis to average over.
+    A batch-level loss (one number, as Dice) must do it itself, or its gradient counts once per
+    replica (found in notebook 08). On one replica this changes nothing.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            batch_loss = batch_loss / replicas
+    return batch_loss
+
+
 class DiceLoss(keras.losses.Loss):
     """Soft multi-class Dice loss on logits: ``1 - mean over classes of 2|P∩Y| / (|P| + |Y|)``.
 
@@ -66,7 +83,7 @@ class DiceLoss(keras.losses.Loss):
         overlap = ops.sum(probabilities * one_hot, axis=axes)
         sizes = ops.sum(probabilities, axis=axes) + ops.sum(one_hot, axis=axes)
         dice = (2.0 * overlap + self.smooth) / (sizes + self.smooth)
-        return 1.0 - ops.mean(dice)
+        return _per_replica_share(1.0 - ops.mean(dice))
 
     def get_config(self) -> dict:
         return super().get_config() | {

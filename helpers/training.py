@@ -28,10 +28,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from helpers import (
     ARTIFACTS_DIR,
     REPO_ROOT,
+    distribute,
     losses,
     metrics,
     models,
@@ -232,6 +234,19 @@ def run_length_note(config: TrainConfig, train_size: int) -> str | None:
         f"{length.steps_per_epoch} steps = {length.total_steps:,d} steps (at least "
         f"min_steps={config.min_steps:,d}; patience and the learning-rate decay count these "
         "epochs)."
+    )
+
+
+def global_config(config: TrainConfig, strategy: tf.distribute.Strategy) -> TrainConfig:
+    """The configuration one optimizer step sees under ``strategy`` (notebook 08): the batch
+    is ``config.batch_size`` per replica times the replicas, and the learning rate is scaled
+    by ``distribute.LEARNING_RATE_SCALING``. ``config`` itself on one replica."""
+    if distribute.replicas(strategy) == 1:
+        return config
+    return dataclasses.replace(
+        config,
+        batch_size=distribute.global_batch_size(config.batch_size, strategy),
+        learning_rate=distribute.scaled_learning_rate(config.learning_rate, strategy),
     )
 
 
@@ -562,6 +577,7 @@ def train(
     resume: bool = False,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = 2,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train a segmentation model (by default a U-Net) with the shared recipe.
 
@@ -581,23 +597,46 @@ def train(
     training size erases is named before training, with a size that keeps it
     (:func:`helpers.resolution.report`); a trivial result is named with its likely fixes
     (:func:`trivial_model_warning`). Returns the model and its history.
+
+    ``strategy`` (default :func:`helpers.distribute.choose_strategy`; notebook 08): the model
+    is built, loaded and compiled in its scope; ``config.batch_size`` is per replica
+    (:func:`global_config`, printed when there are several replicas). A given ``model`` must
+    have been built in the strategy's scope. ``MultiWorkerMirroredStrategy`` is refused before
+    anything is read (:func:`helpers.distribute.check_supported`).
     """
     check_config(config)
     runtime.seed_everything(config.seed)
     set_precision(config)
+    strategy = strategy or distribute.choose_strategy()
+    distribute.check_supported(strategy)
     classes = dataset.classes
     given = model
-    if model is None:
-        model = models.unet(
-            classes.num_classes, image_size=config.image_size, base_filters=config.base_filters
+    if model is not None and model.distribute_strategy is not strategy:
+        raise ValueError(
+            f"The given model {model.name!r} was built outside the scope of the strategy it "
+            f"should train under ({distribute.describe(strategy)}). Build it inside "
+            "`with strategy.scope():` and pass the same strategy, or pass model=None."
         )
+    if model is None:
+        with strategy.scope():
+            model = models.unet(
+                classes.num_classes, image_size=config.image_size, base_filters=config.base_filters
+            )
     run_dir = Path(run_dir or default_run_dir(dataset.name, config, model.name))
     checkpoint = run_dir / "checkpoint.keras"
     resuming = resume and checkpoint.is_file()
-    if resuming:
-        model = _resumed_model(checkpoint, config, classes, given)
-    elif resume:
+    if resume and not resuming:
         print(f"Nothing to resume in {_shown(run_dir)}: starting a fresh run.")
+    step_config = global_config(config, strategy)
+    if step_config is not config:
+        print(
+            f"{distribute.describe(strategy)}: global batch {step_config.batch_size} = "
+            f"{config.batch_size} per replica x {distribute.replicas(strategy)}, learning rate "
+            f"{step_config.learning_rate:g} ({distribute.LEARNING_RATE_SCALING} scaling)."
+        )
+    if resuming:
+        with strategy.scope():
+            model = _resumed_model(checkpoint, config, classes, given)
     train_pairs = dataset.split("train")  # verifies every pair (cached per dataset state)
     for warning in resolution.report(train_pairs, classes, config.image_size).warnings():
         print(warning)  # a class that the training size erases, and a size that keeps it
@@ -605,14 +644,18 @@ def train(
     if resuming:
         print(f"Resuming from {checkpoint.name} after epoch {initial_epoch}.")
     else:
-        learning_rate = learning_rate_for(config, len(train_pairs))
-        compile_for_segmentation(
-            model, classes.num_classes, classes.ignore_index, learning_rate, config.loss
-        )
-    length = run_length(config, len(train_pairs))
-    if note := run_length_note(config, len(train_pairs)):
+        learning_rate = learning_rate_for(step_config, len(train_pairs))
+        with strategy.scope():
+            compile_for_segmentation(
+                model, classes.num_classes, classes.ignore_index, learning_rate, config.loss
+            )
+    length = run_length(step_config, len(train_pairs))
+    if note := run_length_note(step_config, len(train_pairs)):
         print(note)
-    train_batches, val_batches = recipe_batches(dataset, config, train_pairs, length.passes)
+    batches = recipe_batches(dataset, step_config, train_pairs, length.passes)
+    if not distribute.is_default(strategy):
+        batches = tuple(map(distribute.shard_by_data, batches))
+    train_batches, val_batches = batches
     if not resuming:
         start_run(run_dir, config)
     recipe_callbacks = default_callbacks(run_dir, config.patience)
@@ -626,7 +669,7 @@ def train(
         verbose=verbose,
     )
     confusion = confusion_on(model, val_batches, classes)
-    small = is_small_split(len(train_pairs), config.batch_size)
+    small = is_small_split(len(train_pairs), step_config.batch_size)
     kept = _kept_epoch(recipe_callbacks, len(history.history.get("loss", [])) + initial_epoch)
     if warning := trivial_model_warning(confusion, classes, config.image_size, small, kept):
         print(warning)
