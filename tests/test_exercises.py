@@ -17,7 +17,18 @@ import pytest
 import tensorflow as tf
 from notebook_cells import cell_defining, code_cells, run
 
-from helpers import calibration, data, losses, metrics, models, perf, pipeline, tiling, training
+from helpers import (
+    calibration,
+    data,
+    distribute,
+    losses,
+    metrics,
+    models,
+    perf,
+    pipeline,
+    tiling,
+    training,
+)
 
 EXERCISES = {
     "01_preprocessing": 3,
@@ -27,6 +38,7 @@ EXERCISES = {
     "05_troubleshooting_slow_training": 3,
     "06_hard_cases": 3,
     "07_transfer_learning_and_your_photos": 3,
+    "08_scaling_out": 3,
 }
 SELF_CHECK = "# self-check"
 
@@ -518,4 +530,48 @@ def test_07_exercise_3_served_shape():
         "served_shape",
         (1, 100, 150),
         [(100, 150), (1, 64, 64), (1, 150, 100), (1, 100, 150, 3)],
+    )
+
+
+SCALING_OUT = {"np": np, "json": __import__("json"), "types": __import__("types")}
+
+
+def test_08_exercise_1_global_batch_and_rate():
+    assert_exercise(
+        "08_scaling_out",
+        1,
+        {**SCALING_OUT, "distribute": distribute},
+        "global_batch_and_rate",
+        (64, 0.012),
+        [(16, 0.012), (64, 3e-3), (64, 0.006), (4, 7.5e-4)],
+    )
+
+
+def test_08_exercise_2_third_worker():
+    workers = ["10.0.0.1:2222", "10.0.0.2:2222", "10.0.0.3:2222"]
+    task = {"type": "worker", "index": 2}
+    wrongs = [
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": 3}},
+        {"cluster": {"worker": workers[2:]}, "task": {"type": "worker", "index": 0}},
+        {"cluster": {"chief": workers}, "task": task},
+        {"task": task},
+    ]
+    assert_exercise(  # a dict answer goes in as {name: value} (a dict means several variables)
+        "08_scaling_out",
+        2,
+        {**SCALING_OUT, "distribute": distribute},
+        "third_worker",
+        {"third_worker": {"cluster": {"worker": workers}, "task": task}},
+        [{"third_worker": wrong} for wrong in wrongs],
+    )
+
+
+def test_08_exercise_3_dice_counted():
+    assert_exercise(
+        "08_scaling_out",
+        3,
+        {**SCALING_OUT, "distribute": distribute},
+        "dice_counted",
+        8,
+        [1, 2, 1 / 8, 16],
     )

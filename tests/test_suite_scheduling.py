@@ -22,6 +22,7 @@ def test_a_notebook_that_loads_03s_model_runs_in_03s_unit_and_the_others_alone()
         "02_softmax",
         "05_troubleshooting_slow_training",
         "07_transfer_learning_and_your_photos",
+        "08_scaling_out",
     ):
         assert unit(f"notebooks/{alone}.ipynb::Cell 2") == f"notebooks/{alone}.ipynb"
     assert unit("tests/test_metrics.py::test_iou[case]") == "tests/test_metrics.py"
