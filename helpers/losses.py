@@ -39,7 +39,6 @@ def _valid_one_hot(y_true, num_classes: int, ignore_index: int | None):
     return ops.one_hot(labels, num_classes) * valid[..., None], valid
 
 
-@keras.saving.register_keras_serializable(package="helpers")
 def _per_replica_share(batch_loss):
     """A loss computed over the whole (per-replica) batch, divided by the replicas in sync.
 
@@ -57,6 +56,7 @@ def _per_replica_share(batch_loss):
     return batch_loss
 
 
+@keras.saving.register_keras_serializable(package="helpers")
 class DiceLoss(keras.losses.Loss):
     """Soft multi-class Dice loss on logits: ``1 - mean over classes of 2|P∩Y| / (|P| + |Y|)``.
 

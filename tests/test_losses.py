@@ -88,3 +88,12 @@ def test_cross_entropy_dice_has_finite_gradients_and_serialises():
     restored = losses.CrossEntropyDiceLoss.from_config(loss.get_config())
     assert restored.dice_weight == 0.5 and restored.ignore_index == 255
     assert losses.DiceLoss.from_config(dice.get_config()).num_classes == 3
+
+
+def test_every_loss_class_is_registered_for_saving():
+    """A model compiled with one of these losses reloads by name (``helpers>ClassName``)."""
+    import keras
+
+    for name in ("DiceLoss", "CrossEntropyDiceLoss", "FocalLoss", "BoundaryWeightedCrossEntropy"):
+        assert keras.saving.get_registered_object(f"helpers>{name}") is getattr(losses, name)
+    assert keras.saving.get_registered_object("helpers>_per_replica_share") is None
