@@ -1,9 +1,10 @@
 """Data parallelism with ``tf.distribute``: which strategy, how many replicas, the global batch
-and its learning rate, and which process writes files (taught in notebook 08).
+and its learning rate (taught in notebook 08).
 
-The recipe (:func:`helpers.training.train`) runs unchanged under every strategy here: one
-device (TensorFlow's default strategy), several GPUs (``MirroredStrategy``), a Colab TPU
-(``TPUStrategy``) and several machines (``MultiWorkerMirroredStrategy`` with ``TF_CONFIG``).
+The recipe (:func:`helpers.training.train`) runs unchanged on one device (TensorFlow's default
+strategy), on several GPUs or logical CPU devices (``MirroredStrategy``) and on a TPU
+(``TPUStrategy``; written, not yet run on one). ``MultiWorkerMirroredStrategy`` (several
+machines, ``TF_CONFIG``) is refused with the reason: see :func:`check_supported`.
 """
 
 from __future__ import annotations
