@@ -692,6 +692,7 @@ def compile_with_optimizer(
         ],
         **options,
     )
+    training.build_optimizer(model)
     return model
 
 

@@ -320,7 +320,21 @@ def compile_for_segmentation(
             )
         ],
     )
+    build_optimizer(model)
     return model
+
+
+def build_optimizer(model: keras.Model) -> None:
+    """Create the optimizer's slot variables (Adam's moments) now, not inside ``fit``.
+
+    Keras builds them lazily, during the first trace of the training step when the model was
+    built outside a ``tf.distribute`` scope. A ``tf.function`` that creates variables is traced
+    twice, so the first ``fit`` then spends twice the tracing time (about 6 s more for the
+    course's U-Net on 2 CPU cores; ``benchmarks/first_step.py``). The weights trained are the
+    same to the bit. Taught in notebook 03.
+    """
+    if model.built and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
 
 
 def predict_masks(model: keras.Model, images: np.ndarray) -> np.ndarray:

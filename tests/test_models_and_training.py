@@ -8,6 +8,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from notebook_cells import cell_starting, run
 from PIL import Image
 
@@ -283,3 +284,31 @@ def test_notebook_03s_training_cells_train_the_same_weights_as_train(tiny_shapes
     run_dir = namespace["run_dir"]
     assert json.loads((run_dir / "run.json").read_text())["epochs"] == 2
     assert training.completed_epochs(run_dir) == 2 and (run_dir / "checkpoint.keras").is_file()
+
+
+def _variables_created_by_first_fit(model: keras.Model) -> list[str]:
+    """Names of the variables the first ``fit`` of ``model`` creates (inside its trace)."""
+    created = []
+
+    def record(next_creator, **kwargs):
+        created.append(kwargs.get("name"))
+        return next_creator(**kwargs)
+
+    images = np.zeros((2, 16, 16, 3), np.float32)
+    masks = np.zeros((2, 16, 16), np.int32)
+    with tf.variable_creator_scope(record):
+        model.fit(images, masks, batch_size=2, epochs=1, verbose=0)
+    return created
+
+
+def test_compile_builds_the_optimizer_so_fit_traces_its_step_once():
+    # A tf.function that creates variables is traced twice; Keras would create Adam's moments
+    # inside the first trace of the training step. compile_for_segmentation builds them first.
+    plain = models.unet(3, 16, depth=1, base_filters=4)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    plain.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
+    assert len(_variables_created_by_first_fit(plain)) == 2 * len(plain.trainable_weights)
+
+    recipe = compile_tiny(models.unet(3, 16, depth=1, base_filters=4))
+    assert recipe.optimizer.built
+    assert _variables_created_by_first_fit(recipe) == []
