@@ -118,7 +118,6 @@ def tiny_unet(skip_connections: bool = True, trained: bool = True) -> keras.Mode
     model = models.unet(3, image_size=16, base_filters=2, skip_connections=skip_connections)
     if trained:
         training.compile_for_segmentation(model, 3, 255, 1e-3)
-        model.optimizer.build(model.trainable_variables)
         model.optimizer.iterations.assign(3)
     return model
 
