@@ -73,6 +73,7 @@ class TrainConfig:
     # validation mean IoU still swung by up to 0.05 between the last epochs.
     decay_fraction: float = 0.4
     base_filters: int = 8
+    # 16-bit maths with float32 weights and logits: float16 on a GPU, bfloat16 on a CPU.
     mixed_precision: bool = False
     patience: int = 15
     # Cross-entropy + Dice learns the rare class sooner than plain (or class-weighted)
@@ -106,7 +107,8 @@ GPU_CONFIG = TrainConfig(image_size=128, batch_size=32, epochs=40, base_filters=
 def resolve_config(require_gpu: bool = False, **overrides: object) -> TrainConfig:
     """The configuration for this runtime: ``GPU_CONFIG`` on a GPU, ``CPU_CONFIG`` otherwise.
 
-    ``mixed_precision`` is switched on where the GPU supports it (compute capability >= 7.0).
+    ``mixed_precision`` is switched on where the hardware has 16-bit units that pay: a GPU of
+    compute capability >= 7.0 (float16), or a CPU with AMX bfloat16 tiles.
     ``overrides`` (for example ``epochs=5``) win over both. Raises :class:`NoGPUError` when
     ``require_gpu`` is set and there is no GPU.
     """
@@ -118,8 +120,8 @@ def resolve_config(require_gpu: bool = False, **overrides: object) -> TrainConfi
             "train the small CPU configuration."
         )
     config = GPU_CONFIG if gpus else CPU_CONFIG
-    if gpus:
-        config = dataclasses.replace(config, mixed_precision=runtime.mixed_precision_capable())
+    capable = runtime.mixed_precision_capable() if gpus else runtime.cpu_has_amx_bfloat16()
+    config = dataclasses.replace(config, mixed_precision=capable)
     config = dataclasses.replace(config, **overrides)
     check_config(config)
     return config
@@ -279,7 +281,7 @@ def check_config(config: TrainConfig) -> None:
 
 def set_precision(config: TrainConfig) -> str:
     """Set Keras' global dtype policy from the configuration and return its name."""
-    policy = "mixed_float16" if config.mixed_precision else "float32"
+    policy = runtime.mixed_precision_policy() if config.mixed_precision else "float32"
     keras.mixed_precision.set_global_policy(policy)
     return policy
 

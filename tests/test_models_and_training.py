@@ -134,9 +134,10 @@ def test_load_or_train_trains_once_then_loads(tiny_shapes, tmp_path, capsys):
     )
 
 
-def test_resolve_config_on_this_cpu_runtime():
+def test_resolve_config_on_this_cpu_runtime(monkeypatch):
     if runtime.gpu_details():
         pytest.skip("this test describes a CPU-only runtime")
+    monkeypatch.setattr(runtime, "cpu_has_amx_bfloat16", lambda: False)
     assert training.resolve_config() == training.CPU_CONFIG
     assert training.resolve_config(epochs=3).epochs == 3
     with pytest.raises(training.NoGPUError, match="Runtime -> Change runtime type -> GPU"):
@@ -150,12 +151,28 @@ def test_gpu_configuration_uses_mixed_precision_where_capable(monkeypatch):
     config = training.resolve_config(require_gpu=True)
     assert config.mixed_precision and config.image_size == training.GPU_CONFIG.image_size
     assert training.set_precision(config) == "mixed_float16"
+    assert runtime.precision_advice() == "mixed_float16 useful (Tensor Cores)"
     training.set_precision(training.CPU_CONFIG)
     assert keras.mixed_precision.global_policy().name == "float32"
     monkeypatch.setattr(
         runtime, "gpu_details", lambda: [{"name": "Tesla K80", "compute_capability": (3, 7)}]
     )
     assert not training.resolve_config().mixed_precision
+    assert runtime.precision_advice() == "mixed_float16 not useful (no Tensor Cores)"
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_cpu_configuration_uses_bfloat16_only_with_amx(monkeypatch, amx):
+    monkeypatch.setattr(runtime, "gpu_details", lambda: [])
+    monkeypatch.setattr(runtime, "cpu_has_amx_bfloat16", lambda: amx)
+    config = training.resolve_config()
+    assert config.mixed_precision is amx
+    assert config == dataclasses.replace(training.CPU_CONFIG, mixed_precision=amx)
+    try:
+        assert training.set_precision(config) == ("mixed_bfloat16" if amx else "float32")
+        assert keras.mixed_precision.global_policy().name == training.set_precision(config)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def test_predict_masks_and_confusion_on_a_pipeline(tiny_shapes):

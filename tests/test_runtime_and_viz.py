@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 
 from helpers import REPO_ROOT, data, runtime, viz
 
@@ -33,13 +34,37 @@ def test_device_report_is_one_line_with_versions():
     assert "\n" not in report
     assert report.startswith("TensorFlow 2.") and "Keras 3." in report and "Python 3." in report
     assert ("CPU only" in report) or ("GPU:" in report)
-    assert "mixed_float16" in report
+    assert runtime.mixed_precision_policy() in report and runtime.precision_advice() in report
 
 
 def test_cpu_only_runtime_is_not_mixed_precision_capable():
     if not runtime.gpu_details():
         assert runtime.mixed_precision_capable() is False
+        assert runtime.mixed_precision_policy() == "mixed_bfloat16"
     assert runtime.cpu_name()
+
+
+@pytest.mark.parametrize(
+    ("flags", "amx"),
+    [("fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile", True), ("fpu avx2 avx512_bf16", False)],
+)
+def test_amx_bfloat16_is_read_from_the_cpu_flags(tmp_path, monkeypatch, flags, amx):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(runtime, "CPUINFO", cpuinfo)
+    runtime.cpu_has_amx_bfloat16.cache_clear()
+    runtime.cpu_name.cache_clear()
+    try:
+        assert runtime.cpu_has_amx_bfloat16() is amx
+        monkeypatch.setattr(runtime, "gpu_details", lambda: [])
+        assert runtime.precision_advice().startswith("mixed_bfloat16 " + ("" if amx else "not "))
+        assert runtime.cpu_name() == "Some CPU"
+        monkeypatch.setattr(runtime, "CPUINFO", tmp_path / "missing")
+        runtime.cpu_has_amx_bfloat16.cache_clear()
+        assert runtime.cpu_has_amx_bfloat16() is False  # no /proc/cpuinfo: no claim
+    finally:
+        runtime.cpu_has_amx_bfloat16.cache_clear()
+        runtime.cpu_name.cache_clear()
 
 
 def test_in_colab_is_false_here(monkeypatch):
