@@ -97,9 +97,10 @@ def cpu_name() -> str:
 def cpu_has_amx_bfloat16() -> bool:
     """True when the CPU has AMX tiles for bfloat16 (Intel Xeon since Sapphire Rapids).
 
-    Only then does ``mixed_bfloat16`` speed training up clearly on a CPU: oneDNN runs the
-    convolutions on the tiles (benchmarks/precision.py). AVX512-BF16 alone (AMD Zen 4, Intel
-    Cooper Lake) gave 0.9x to 1.5x in repeated runs, so the recipe keeps float32 there.
+    There oneDNN runs bfloat16 convolutions on the tiles: measured on 2 cores, a large matmul
+    ran 4x faster than in float32 and a U-Net step with 32 base filters 1.5-1.8x, but the
+    recipe's U-Net (8 filters) no faster (``benchmarks/precision.py``). Without AMX (AVX512-BF16 only,
+    or AVX2), ``mixed_bfloat16`` gained little or ran slower.
     """
     return "amx_bf16" in (_cpuinfo_field("flags") or "").split()
 
@@ -144,7 +145,7 @@ def precision_advice() -> str:
             return "mixed_float16 useful (Tensor Cores)"
         return "mixed_float16 not useful (no Tensor Cores)"
     if cpu_has_amx_bfloat16():
-        return "mixed_bfloat16 useful (AMX tiles)"
+        return "mixed_bfloat16 useful for wide layers only (AMX tiles)"
     return "mixed_bfloat16 not useful (no AMX tiles)"
 
 

@@ -107,8 +107,9 @@ GPU_CONFIG = TrainConfig(image_size=128, batch_size=32, epochs=40, base_filters=
 def resolve_config(require_gpu: bool = False, **overrides: object) -> TrainConfig:
     """The configuration for this runtime: ``GPU_CONFIG`` on a GPU, ``CPU_CONFIG`` otherwise.
 
-    ``mixed_precision`` is switched on where the hardware has 16-bit units that pay: a GPU of
-    compute capability >= 7.0 (float16), or a CPU with AMX bfloat16 tiles.
+    ``mixed_precision`` is switched on where the GPU supports it (compute capability >= 7.0).
+    CPUs stay in float32, also those with AMX bfloat16 tiles: there ``mixed_bfloat16`` trained
+    this thin U-Net (8 to 32 filters) no faster (benchmarks/precision.py).
     ``overrides`` (for example ``epochs=5``) win over both. Raises :class:`NoGPUError` when
     ``require_gpu`` is set and there is no GPU.
     """
@@ -120,8 +121,8 @@ def resolve_config(require_gpu: bool = False, **overrides: object) -> TrainConfi
             "train the small CPU configuration."
         )
     config = GPU_CONFIG if gpus else CPU_CONFIG
-    capable = runtime.mixed_precision_capable() if gpus else runtime.cpu_has_amx_bfloat16()
-    config = dataclasses.replace(config, mixed_precision=capable)
+    if gpus:
+        config = dataclasses.replace(config, mixed_precision=runtime.mixed_precision_capable())
     config = dataclasses.replace(config, **overrides)
     check_config(config)
     return config

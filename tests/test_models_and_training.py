@@ -134,10 +134,9 @@ def test_load_or_train_trains_once_then_loads(tiny_shapes, tmp_path, capsys):
     )
 
 
-def test_resolve_config_on_this_cpu_runtime(monkeypatch):
+def test_resolve_config_on_this_cpu_runtime():
     if runtime.gpu_details():
         pytest.skip("this test describes a CPU-only runtime")
-    monkeypatch.setattr(runtime, "cpu_has_amx_bfloat16", lambda: False)
     assert training.resolve_config() == training.CPU_CONFIG
     assert training.resolve_config(epochs=3).epochs == 3
     with pytest.raises(training.NoGPUError, match="Runtime -> Change runtime type -> GPU"):
@@ -162,15 +161,15 @@ def test_gpu_configuration_uses_mixed_precision_where_capable(monkeypatch):
 
 
 @pytest.mark.parametrize("amx", [True, False])
-def test_cpu_configuration_uses_bfloat16_only_with_amx(monkeypatch, amx):
+def test_cpu_configuration_stays_float32_and_mixed_means_bfloat16(monkeypatch, amx):
     monkeypatch.setattr(runtime, "gpu_details", lambda: [])
     monkeypatch.setattr(runtime, "cpu_has_amx_bfloat16", lambda: amx)
-    config = training.resolve_config()
-    assert config.mixed_precision is amx
-    assert config == dataclasses.replace(training.CPU_CONFIG, mixed_precision=amx)
+    assert training.resolve_config() == training.CPU_CONFIG  # AMX or not: measured no faster
     try:
-        assert training.set_precision(config) == ("mixed_bfloat16" if amx else "float32")
-        assert keras.mixed_precision.global_policy().name == training.set_precision(config)
+        assert training.set_precision(training.CPU_CONFIG) == "float32"
+        mixed = dataclasses.replace(training.CPU_CONFIG, mixed_precision=True)
+        assert training.set_precision(mixed) == "mixed_bfloat16"  # a CPU has no float16 units
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
