@@ -99,8 +99,8 @@ def cpu_has_amx_bfloat16() -> bool:
 
     There oneDNN runs bfloat16 convolutions on the tiles: measured on 2 cores, a large matmul
     ran 4x faster than in float32 and a U-Net step with 32 base filters 1.5-1.8x, but the
-    recipe's U-Net (8 filters) no faster (``benchmarks/precision.py``). Without AMX (AVX512-BF16 only,
-    or AVX2), ``mixed_bfloat16`` gained little or ran slower.
+    recipe's U-Net (8 filters) no faster (``benchmarks/precision.py``). Without AMX
+    (AVX512-BF16 only, or AVX2), ``mixed_bfloat16`` gained little or ran slower.
     """
     return "amx_bf16" in (_cpuinfo_field("flags") or "").split()
 
