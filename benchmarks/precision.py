@@ -4,7 +4,8 @@
 
 1. Training throughput of one step of the U-Net with 8, 16 and 32 base filters in float32 and
    in ``mixed_bfloat16`` (bfloat16 maths, float32 weights and logits), round-robin
-   (``perf.compare``), on batches in memory.
+   (``perf.compare``), on batches in memory, and each step's share of the measured matmul
+   peak of its precision.
 2. The recipe, float32 and ``mixed_bfloat16`` for each seed, interleaved one epoch at a time
    (``perf.train_side_by_side``), so a background load slows both alike. Per run: training
    images/s, seconds to validation mean IoU 0.9, the best validation mean IoU within 120 s of
@@ -41,13 +42,16 @@ def best_within(run: perf.BudgetRun, seconds: float) -> float:
     return max(reached, default=0.0)
 
 
-def step_by_width(dataset: data.Dataset, widths: list[int]) -> perf.Comparison:
-    """Training throughput of the U-Net at each width and precision, on batches in memory."""
+def step_by_width(
+    dataset: data.Dataset, widths: list[int]
+) -> tuple[perf.Comparison, dict[str, int]]:
+    """Training throughput of the U-Net at each width and precision, on batches in memory, and
+    the FLOPs of a training step per image of each variant."""
     config, classes = training.CPU_CONFIG, dataset.classes
     batches = perf.in_memory(
         pipeline.make_pipeline(dataset.split("train"), config.image_size, config.batch_size), 8
     )
-    steps = {}
+    steps, flops_per_image = {}, {}
     for width in widths:
         for name in PRECISIONS:
             keras.mixed_precision.set_global_policy(name)
@@ -56,9 +60,11 @@ def step_by_width(dataset: data.Dataset, widths: list[int]) -> perf.Comparison:
             perf.compile_with_optimizer(
                 model, classes, keras.optimizers.Adam(config.learning_rate), config.loss
             )
-            steps[f"{name}, {width} filters"] = perf.fit_steps(model, batches, 8)
+            variant = f"{name}, {width} filters"
+            steps[variant] = perf.fit_steps(model, batches, 8)
+            flops_per_image[variant] = perf.training_step_flops(model, 1)
     with perf.op_determinism(False):
-        return perf.compare(steps, repeats=3)
+        return perf.compare(steps, repeats=3), flops_per_image
 
 
 def main() -> None:
@@ -70,12 +76,18 @@ def main() -> None:
     args = parser.parse_args()
     print(runtime.device_report())
     dataset = data.load_dataset(args.dataset)
-    print(step_by_width(dataset, args.widths).table())
-    base = dataclasses.replace(training.CPU_CONFIG, epochs=args.epochs)
     peaks = {
         name: perf.matmul_flops_per_second(dtype="bfloat16" if mixed else "float32")
         for name, mixed in PRECISIONS.items()
     }
+    print("matmul peak: " + ", ".join(f"{n} {p / 1e9:,.0f} GFLOP/s" for n, p in peaks.items()))
+    by_width, flops_per_image = step_by_width(dataset, args.widths)
+    print(by_width.table())
+    for variant, flops in flops_per_image.items():
+        precision = variant.split(",")[0]
+        share = flops * by_width[variant].items_per_second / peaks[precision]
+        print(f"{variant:26s} {share:6.1%} of the {precision} matmul peak")
+    base = dataclasses.replace(training.CPU_CONFIG, epochs=args.epochs)
     step_flops = perf.training_step_flops(
         models.unet(dataset.classes.num_classes, base.image_size, base_filters=base.base_filters),
         base.batch_size,
@@ -90,7 +102,6 @@ def main() -> None:
         dataset, {f"{name} seed {seed}": spec for (name, seed), spec in specs.items()}, 0.9
     )
     keras.mixed_precision.set_global_policy("float32")
-    print("matmul peak: " + ", ".join(f"{n} {p / 1e9:,.0f} GFLOP/s" for n, p in peaks.items()))
     print(
         f"{'run':24s} {'images/s':>8s} {'s to 0.9':>8s} {'best@120s':>9s} {'best':>6s}"
         f" {'% of peak':>9s}"
