@@ -76,8 +76,9 @@ class TrainConfig:
     # 16-bit maths with float32 weights and logits: float16 on a GPU, bfloat16 on a CPU.
     mixed_precision: bool = False
     patience: int = 15
-    # Cross-entropy + Dice learns the rare class sooner than plain (or class-weighted)
-    # cross-entropy; see notebook 06. Class weights (helpers.losses) need plain cross-entropy.
+    # Plain cross-entropy barely learns the rare class within a short budget; adding Dice or
+    # class weights lifts it, and the two are within seed noise of each other (three seeds at
+    # 15 epochs: benchmarks/losses.py; notebook 06). Class weights need plain cross-entropy.
     loss: str = "cross_entropy_dice"  # or "cross_entropy", "dice", "focal", ... (notebook 06)
     class_weight_power: float = 0.0  # > 0 (with loss="cross_entropy"): per-pixel class weights
     augment: bool = True  # random flips, brightness and contrast (helpers.pipeline)
