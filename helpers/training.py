@@ -76,9 +76,10 @@ class TrainConfig:
     # 16-bit maths with float32 weights and logits: float16 on a GPU, bfloat16 on a CPU.
     mixed_precision: bool = False
     patience: int = 15
-    # Plain cross-entropy barely learns the rare class within a short budget; adding Dice or
-    # class weights lifts it, and the two are within seed noise of each other (three seeds at
-    # 15 epochs: benchmarks/losses.py; notebook 06). Class weights need plain cross-entropy.
+    # Plain cross-entropy barely learns the rare class within a short budget; Dice or class
+    # weights lift it (at 15 epochs the two are within seed noise); after 60 epochs all three
+    # learn it and CE + Dice scores it best (benchmarks/losses.py, three seeds; notebook 06).
+    # Class weights need plain cross-entropy.
     loss: str = "cross_entropy_dice"  # or "cross_entropy", "dice", "focal", ... (notebook 06)
     class_weight_power: float = 0.0  # > 0 (with loss="cross_entropy"): per-pixel class weights
     augment: bool = True  # random flips, brightness and contrast (helpers.pipeline)
