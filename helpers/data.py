@@ -613,20 +613,6 @@ def _prune_verdicts(folder: Path) -> None:
 # --- one pair ------------------------------------------------------------------------------------
 
 
-def check_pair(pair: Pair, classes: Classes, decode: bool = False) -> str | None:
-    """Raise :class:`DatasetError` if the pair breaks the contract; return a note on conversions.
-
-    With ``decode=True`` the pixel data is read too (truncation, mask values).
-    """
-    mode, _ = _inspect_pair(pair, classes, decode)
-    if mode == "RGB":
-        return None
-    return (
-        f"Some images are not RGB (e.g. {pair.image.name}: mode {mode}); "
-        "the pipeline converts them to RGB (alpha is dropped)."
-    )
-
-
 def _inspect_pair(pair: Pair, classes: Classes, decode: bool) -> tuple[str, np.ndarray | None]:
     """Check one pair; return the image mode and (decoded) the mask's value counts."""
     image_info, _ = _open_checked(pair.image, "image", decode)

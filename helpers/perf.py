@@ -559,20 +559,6 @@ class OpTime:
 _OP_EVENT = re.compile(r"^(?P<scope>[^:]+):(?P<type>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
-def capture_trace(logdir: str | Path, function: Callable[[], object]) -> Path:
-    """Run ``function`` under ``tf.profiler`` and return the trace file written to ``logdir``.
-
-    The trace lands in ``logdir/plugins/profile/<run>/<host>.xplane.pb``, where TensorBoard's
-    profile plugin finds it; :func:`top_ops` reads it without the plugin.
-    """
-    tf.profiler.experimental.start(str(logdir))
-    try:
-        function()
-    finally:
-        tf.profiler.experimental.stop()
-    return latest_trace(logdir)
-
-
 def latest_trace(logdir: str | Path) -> Path:
     """The newest ``*.xplane.pb`` trace file under ``logdir``."""
     traces = sorted(Path(logdir).rglob("*.xplane.pb"), key=lambda path: path.stat().st_mtime)

@@ -283,14 +283,18 @@ def test_top_ops_counts_gpu_kernels_by_the_op_that_launched_them(tmp_path):
     assert [op.op_type for op in perf.top_ops(tmp_path)] == ["Conv2D", "Relu"]
 
 
-def test_capture_trace_writes_a_trace_that_top_ops_reads(tmp_path):
+def test_a_captured_trace_is_found_and_read_by_top_ops(tmp_path):
     @tf.function
     def work(x):
         return tf.matmul(x, x)
 
     x = tf.ones((64, 64))
     work(x)
-    path = perf.capture_trace(tmp_path, lambda: [work(x) for _ in range(3)])
+    tf.profiler.experimental.start(str(tmp_path))  # what TensorBoard(profile_batch=...) does
+    for _ in range(3):
+        work(x)
+    tf.profiler.experimental.stop()
+    path = perf.latest_trace(tmp_path)
     assert path.name.endswith(".xplane.pb") and path.is_file()
     op_types = [op.op_type for op in perf.top_ops(path, limit=None)]
     assert any(op.endswith("MatMul") for op in op_types), op_types  # _MklMatMul with oneDNN

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
+
+import pytest
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 spec = importlib.util.spec_from_file_location("notebook_units", NOTEBOOKS / "conftest.py")
@@ -34,3 +37,19 @@ def test_every_notebook_that_loads_03s_model_comes_after_03():
         name for name in notebooks if notebook_units.loads_the_saved_model(f"notebooks/{name}")
     ]
     assert loaders and all(name > "03" for name in loaders), loaders
+
+
+def test_each_worker_gets_its_share_of_the_cores_and_at_least_one_thread():
+    threads = notebook_units.tensorflow_threads
+    assert threads(cores=2, workers=2) == 1
+    assert threads(cores=8, workers=2) == 4
+    assert threads(cores=1, workers=2) == 1
+
+
+def test_under_make_test_this_worker_runs_tensorflow_on_its_share_of_the_cores():
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if not workers:
+        pytest.skip("run without pytest-xdist workers (make test runs two)")
+    cores = len(os.sched_getaffinity(0))
+    expected = notebook_units.tensorflow_threads(cores, workers)
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == str(expected)
