@@ -2,11 +2,11 @@
 
     python benchmarks/evaluate.py [--dataset shapes] [--fcn-epochs 8]
 
-Loads the U-Net that notebook 03 saved (``artifacts/unet_<dataset>.keras``) or trains it with
-the shared recipe, trains an FCN briefly, and prints pixel accuracy, mean IoU and per-class IoU
-of: all background, the blog post's classifier at its best, an untrained U-Net, the FCN, the
-U-Net, and the U-Net with flip test-time augmentation; then the U-Net's prediction speed with
-and without TTA, measured in the same run.
+Loads the U-Net that notebook 03 saved (``artifacts/<dataset>/unet-<config id>.keras``, see
+``training.model_path``) or trains it with the shared recipe, trains an FCN briefly, and prints
+pixel accuracy, mean IoU and per-class IoU of: all background, the blog post's classifier at
+its best, an untrained U-Net, the FCN, the U-Net, and the U-Net with flip test-time
+augmentation; then the U-Net's prediction speed with and without TTA, measured in the same run.
 """
 
 from __future__ import annotations
