@@ -389,6 +389,17 @@ def test_fit_steps_runs_the_steps_and_needs_a_static_batch():
         perf.fit_steps(model, batches, steps=1)
 
 
+def test_fit_steps_counts_the_steps_that_whole_executions_ran():
+    model = models.unet(3, image_size=16, base_filters=2, depth=1)
+    classes = data.Classes(("a", "b", "c"), ((0, 0, 0),) * 3, 255)
+    perf.compile_with_optimizer(model, classes, keras.optimizers.Adam(1e-3), steps_per_execution=4)
+    images = np.zeros((4, 16, 16, 3), np.float32)
+    masks = np.zeros((4, 16, 16), np.int32)
+    batches = perf.in_memory(tf.data.Dataset.from_tensor_slices((images, masks)).batch(2))
+    assert perf.fit_steps(model, batches, steps=3)() == 4 * 2  # one execution of 4 steps
+    assert model.optimizer.iterations.numpy() == 4
+
+
 def test_pipeline_variants_feed_the_same_images_from_worst_to_best(shapes_pairs):
     feeds = perf.pipeline_variants(shapes_pairs, 32, batch_size=4, seed=0)
     assert list(feeds) == [
