@@ -4,15 +4,18 @@
 
 Trains the shared recipe for ``--epochs`` epochs in a child process, alone, and prints its
 training time and how many cores it kept busy (CPU seconds / wall seconds). Then starts two such
-children at the same moment. ``throughput`` compares whole processes (start-up included): twice
-the time of the child alone, divided by the time the pair took side by side. Above 1.0, two
-workers finish a test suite sooner than one.
+children at the same moment, twice: with TensorFlow's default threads (every core in each
+process) and with each child's ops on its share of the cores (``TF_NUM_INTRAOP_THREADS``, as
+``make test`` sets for its workers in ``notebooks/conftest.py``). ``throughput`` compares whole
+processes (start-up included): twice the time of the child alone, divided by the time the pair
+took side by side. Above 1.0, two workers finish a test suite sooner than one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -33,9 +36,11 @@ print(json.dumps({"wall": time.perf_counter() - start,
 """
 
 
-def start(dataset: str, epochs: int) -> subprocess.Popen:
+def start(dataset: str, epochs: int, threads: int | None = None) -> subprocess.Popen:
+    """A training child; ``threads``: its TensorFlow intra-op threads (None: the default)."""
     arguments = [sys.executable, "-c", CHILD, dataset, str(epochs)]
-    return subprocess.Popen(arguments, stdout=subprocess.PIPE, text=True)
+    environment = os.environ | ({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {})
+    return subprocess.Popen(arguments, stdout=subprocess.PIPE, text=True, env=environment)
 
 
 def result(child: subprocess.Popen) -> dict[str, float]:
@@ -57,12 +62,16 @@ def main() -> None:
         f"alone: {alone['wall']:.1f} s of training, "
         f"{alone['cpu'] / alone['wall']:.2f} cores busy on average"
     )
-    began = time.perf_counter()
-    pair = [start(args.dataset, args.epochs) for _ in range(2)]
-    walls = [result(child)["wall"] for child in pair]
-    both = time.perf_counter() - began
-    print(f"two at once: {walls[0]:.1f} s and {walls[1]:.1f} s of training, {both:.1f} s in all")
-    print(f"throughput: {2 * alone_process / both:.2f}x one training after the other")
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    for label, threads in (("default threads", None), (f"{share} thread(s) each", share)):
+        began = time.perf_counter()
+        pair = [start(args.dataset, args.epochs, threads) for _ in range(2)]
+        walls = [result(child)["wall"] for child in pair]
+        both = time.perf_counter() - began
+        print(
+            f"two at once, {label}: {walls[0]:.1f} s and {walls[1]:.1f} s of training, "
+            f"{both:.1f} s in all; throughput {2 * alone_process / both:.2f}x one after the other"
+        )
 
 
 if __name__ == "__main__":
