@@ -14,11 +14,15 @@ took side by side. Above 1.0, two workers finish a test suite sooner than one.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+SUITE_RULES = Path(__file__).resolve().parents[1] / "notebooks" / "conftest.py"
 
 CHILD = """
 import json, os, sys, tempfile, time
@@ -50,6 +54,14 @@ def result(child: subprocess.Popen) -> dict[str, float]:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def suite_share(workers: int = 2) -> int:
+    """The intra-op threads `make test` gives each of its ``workers`` (notebooks/conftest.py)."""
+    spec = importlib.util.spec_from_file_location("suite_rules", SUITE_RULES)
+    rules = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rules)
+    return rules.tensorflow_threads(rules.usable_cores(), workers)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="shapes")
@@ -62,7 +74,7 @@ def main() -> None:
         f"alone: {alone['wall']:.1f} s of training, "
         f"{alone['cpu'] / alone['wall']:.2f} cores busy on average"
     )
-    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    share = suite_share()
     for label, threads in (("default threads", None), (f"{share} thread(s) each", share)):
         began = time.perf_counter()
         pair = [start(args.dataset, args.epochs, threads) for _ in range(2)]

@@ -663,27 +663,11 @@ def compile_with_optimizer(
     loss: str = "cross_entropy",
     **options: object,
 ) -> keras.Model:
-    """Compile like ``training.compile_for_segmentation`` (``loss`` names the loss), but with
-    any optimizer; ``options`` go to ``model.compile`` (``jit_compile``, ``steps_per_execution``).
-    """
-    training.compile_for_segmentation(
-        model, classes.num_classes, classes.ignore_index, learning_rate=1e-3, loss=loss
+    """``training.compile_for_segmentation`` with any optimizer; ``options`` go to
+    ``model.compile`` (``jit_compile``, ``steps_per_execution``)."""
+    return training.compile_for_segmentation(
+        model, classes.num_classes, classes.ignore_index, None, loss, optimizer, **options
     )
-    model.compile(
-        optimizer=optimizer,
-        loss=model.loss,  # the recipe's loss object, built by compile_for_segmentation
-        metrics=[
-            keras.metrics.MeanIoU(
-                num_classes=classes.num_classes,
-                sparse_y_pred=False,
-                ignore_class=classes.ignore_index,
-                name="mean_iou",
-            )
-        ],
-        **options,
-    )
-    training.build_optimizer(model)
-    return model
 
 
 @dataclass(frozen=True)

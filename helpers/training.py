@@ -293,14 +293,18 @@ def compile_for_segmentation(
     model: keras.Model,
     num_classes: int,
     ignore_index: int | None,
-    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None,
     loss: str = "cross_entropy",
+    optimizer: keras.optimizers.Optimizer | None = None,
+    **options: object,
 ) -> keras.Model:
     """Adam, per-pixel cross-entropy on logits (plus Dice with ``loss="cross_entropy_dice"``)
     and mean IoU, all skipping ``ignore_index``.
 
     Notebook 06 compares more losses: ``"dice"`` (Dice alone), ``"focal"`` (focal loss,
     gamma 2) and ``"boundary_cross_entropy"`` (cross-entropy weighted up near class edges).
+    Notebook 05 passes its own ``optimizer`` (then ``learning_rate`` is unused) and ``options``
+    for ``model.compile`` (``jit_compile``, ``steps_per_execution``).
     """
     losses_by_name = {
         "cross_entropy": lambda: keras.losses.SparseCategoricalCrossentropy(
@@ -314,7 +318,7 @@ def compile_for_segmentation(
     if loss not in losses_by_name:
         raise ValueError(f"loss must be one of {sorted(losses_by_name)}, not {loss!r}")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate) if optimizer is None else optimizer,
         loss=losses_by_name[loss](),
         metrics=[
             keras.metrics.MeanIoU(
@@ -324,6 +328,7 @@ def compile_for_segmentation(
                 name="mean_iou",
             )
         ],
+        **options,
     )
     build_optimizer(model)
     return model

@@ -19,6 +19,11 @@ from pathlib import Path
 from xdist.scheduler import LoadScopeScheduling
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def tensorflow_threads(cores: int, workers: int) -> int:
     """Threads for TensorFlow's ops in each of ``workers`` processes that share ``cores``."""
     return max(1, cores // workers)
@@ -30,8 +35,9 @@ def tensorflow_threads(cores: int, workers: int) -> int:
 # trainings side by side took 89 s with the default and 64-68 s with one thread each, while one
 # training alone took 42-48 s with either. Set here, before any test module imports TensorFlow.
 if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(tensorflow_threads(cores or 1, workers)))
+    os.environ.setdefault(
+        "TF_NUM_INTRAOP_THREADS", str(tensorflow_threads(usable_cores(), workers))
+    )
 
 MODEL_MAKER = "notebooks/03_build_and_train.ipynb"
 LOADS_THE_MODEL = "load_or_train("

@@ -379,7 +379,9 @@ def test_side_by_side_runs_give_the_same_results_as_runs_alone(tiny_dataset):
 def test_fit_steps_runs_the_steps_and_needs_a_static_batch():
     model = models.unet(3, image_size=16, base_filters=2, depth=1)
     classes = data.Classes(("a", "b", "c"), ((0, 0, 0),) * 3, 255)
-    perf.compile_with_optimizer(model, classes, keras.optimizers.Adam(1e-3))
+    optimizer = keras.optimizers.SGD(1e-3)
+    perf.compile_with_optimizer(model, classes, optimizer)
+    assert model.optimizer is optimizer and optimizer.built  # built before fit, no other one
     images = np.zeros((4, 16, 16, 3), np.float32)
     masks = np.zeros((4, 16, 16), np.int32)
     batches = tf.data.Dataset.from_tensor_slices((images, masks)).batch(2)
