@@ -34,14 +34,6 @@ PRECISIONS = {"float32": False, "mixed_bfloat16": True}
 BUDGET_SECONDS = 120.0  # issue 14's yardstick: the best validation mean IoU within 120 s
 
 
-def best_within(run: perf.BudgetRun, seconds: float) -> float:
-    """The best validation mean IoU of the epochs that ended within ``seconds`` of training."""
-    reached = [
-        iou for iou, at in zip(run.val_mean_iou, run.seconds_at_epoch, strict=True) if at <= seconds
-    ]
-    return max(reached, default=0.0)
-
-
 def step_by_width(
     dataset: data.Dataset, widths: list[int]
 ) -> tuple[perf.Comparison, dict[str, int]]:
@@ -111,7 +103,7 @@ def main() -> None:
         flops_per_second = run.epochs * steps_per_epoch * step_flops / run.train_seconds
         share = flops_per_second / peaks[name]
         reached = f"{run.seconds_to_target:.0f}" if run.seconds_to_target is not None else "—"
-        within = best_within(run, BUDGET_SECONDS)
+        within = run.best_within(BUDGET_SECONDS)
         print(
             f"{run.name:24s} {run.images_per_second:>8.0f} {reached:>8s} {within:>9.3f}"
             f" {run.best_val_mean_iou:>6.3f} {share:>9.1%}"

@@ -655,6 +655,12 @@ class BudgetRun:
     def best_val_mean_iou(self) -> float:
         return max(self.val_mean_iou)
 
+    def best_within(self, seconds: float) -> float:
+        """The best validation mean IoU of the epochs that ended within ``seconds`` of training
+        (0.0 when none did)."""
+        ended = zip(self.val_mean_iou, self.seconds_at_epoch, strict=True)
+        return max((iou for iou, at in ended if at <= seconds), default=0.0)
+
 
 def compile_with_optimizer(
     model: keras.Model,

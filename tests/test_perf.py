@@ -357,6 +357,13 @@ def test_train_for_budget_records_one_run_with_any_optimizer(tiny_dataset):
     assert run.best_val_mean_iou == max(run.val_mean_iou)
 
 
+def test_best_within_a_budget_counts_only_the_epochs_that_ended_in_it():
+    run = _run("base", 8.0, seconds=10.0)  # epochs end at 5 s (0.3) and 10 s (0.6)
+    assert run.best_within(10.0) == 0.6
+    assert run.best_within(9.9) == 0.3
+    assert run.best_within(4.0) == 0.0
+
+
 def test_side_by_side_runs_give_the_same_results_as_runs_alone(tiny_dataset):
     alone = perf.train_for_budget(tiny_dataset, TINY, target=2.0)  # a target never reached
     together = perf.train_side_by_side(
