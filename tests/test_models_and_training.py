@@ -280,12 +280,14 @@ def test_notebook_03s_training_cells_train_the_same_weights_as_train(tiny_shapes
         **{"np": np, "keras": keras, "losses": losses, "pipeline": pipeline},
         **{"runtime": runtime, "training": training, "RESUME": False, "config": config},
         **{"dataset": tiny_shapes, "classes": classes, "train_pairs": tiny_shapes.split("train")},
-        **{"val_batches": val_batches, "val_images": next(iter(val_batches))[0]},
+        "val_batches": val_batches,
+        **dict(zip(("val_images", "val_masks"), next(iter(val_batches)), strict=True)),
         "unet": fresh_unet(),
     }
     untrained = namespace["unet"].get_weights()
     for first_line in (
         "runtime.seed_everything(config.seed)",  # the training pipeline and the schedule
+        "def cross_entropy_plus_dice(",  # the loss written out, checked against the recipe's
         "unet.compile(",
         "run_dir = training.default_run_dir(",  # the callbacks
         "if RESUME:",  # fit
