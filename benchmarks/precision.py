@@ -85,8 +85,12 @@ def main() -> None:
         base.batch_size,
     )
     steps_per_epoch = -(-len(dataset.split("train")) // base.batch_size)
-    specs = {
-        (name, seed): perf.RunSpec(dataclasses.replace(base, seed=seed, mixed_precision=mixed))
+    train_size = len(dataset.split("train"))
+    specs = {  # each run with the recipe's decaying rate (training.learning_rate_for)
+        (name, seed): perf.RunSpec(
+            dataclasses.replace(base, seed=seed, mixed_precision=mixed),
+            optimizer=keras.optimizers.Adam(training.learning_rate_for(base, train_size)),
+        )
         for seed in args.seeds
         for name, mixed in PRECISIONS.items()
     }
@@ -94,33 +98,13 @@ def main() -> None:
         dataset, {f"{name} seed {seed}": spec for (name, seed), spec in specs.items()}, 0.9
     )
     keras.mixed_precision.set_global_policy("float32")
-    print(
-        f"{'run':24s} {'images/s':>8s} {'s to 0.9':>8s} {'best@120s':>9s} {'best':>6s}"
-        f" {'% of peak':>9s}"
-    )
-    summary: dict[str, dict[str, list[float]]] = {name: {} for name in PRECISIONS}
+    table: dict[str, list[tuple[perf.BudgetRun, float]]] = {name: [] for name in PRECISIONS}
     for (name, _), run in zip(specs, runs.values(), strict=True):
         flops_per_second = run.epochs * steps_per_epoch * step_flops / run.train_seconds
-        share = flops_per_second / peaks[name]
-        reached = f"{run.seconds_to_target:.0f}" if run.seconds_to_target is not None else "—"
-        within = run.best_within(BUDGET_SECONDS)
-        print(
-            f"{run.name:24s} {run.images_per_second:>8.0f} {reached:>8s} {within:>9.3f}"
-            f" {run.best_val_mean_iou:>6.3f} {share:>9.1%}"
-        )
-        for key, value in (
-            ("images/s", run.images_per_second),
-            ("best@120s", within),
-            ("best", run.best_val_mean_iou),
-        ):
-            summary[name].setdefault(key, []).append(value)
-    for name, values in summary.items():
-        print(
-            f"mean of {len(args.seeds)} seeds, {name}: "
-            + ", ".join(f"{key} {statistics.mean(v):.3f}" for key, v in values.items())
-        )
-    speed = statistics.mean(summary["mixed_bfloat16"]["images/s"]) / statistics.mean(
-        summary["float32"]["images/s"]
+        table[name].append((run, flops_per_second / peaks[name]))
+    print(perf.budget_table(table, BUDGET_SECONDS))
+    speed = statistics.mean(run.images_per_second for run, _ in table["mixed_bfloat16"]) / (
+        statistics.mean(run.images_per_second for run, _ in table["float32"])
     )
     print(f"mixed_bfloat16 / float32 training throughput: x{speed:.2f}")
 

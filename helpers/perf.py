@@ -789,6 +789,42 @@ def train_for_budget(
     return train_side_by_side(dataset, {name: spec}, target)[name]
 
 
+def budget_table(
+    variants: Mapping[str, Sequence[tuple[BudgetRun, float]]], budget_seconds: float = 120.0
+) -> str:
+    """Issue 14's figures (``benchmarks/train_unet.py``, ``precision.py``): per run, images/s,
+    seconds to its target, the best validation mean IoU within ``budget_seconds`` of training
+    and overall, and its share of the matmul peak (given with each run); then, per variant, the
+    mean over its runs (seeds) and the seed range of the best mean IoU within the budget."""
+    runs = [run for pairs in variants.values() for run, _ in pairs]
+    width = max(len("run"), *(len(run.name) for run in runs))
+    within = f"best@{budget_seconds:g}s"
+    lines = [
+        f"{'run':{width}s} {'images/s':>8s} {'s to ' + format(runs[0].target, 'g'):>8s}"
+        f" {within:>9s} {'best':>6s} {'% of peak':>9s}"
+    ]
+    for run, share in (pair for pairs in variants.values() for pair in pairs):
+        reached = f"{run.seconds_to_target:.0f}" if run.seconds_to_target is not None else "—"
+        lines.append(
+            f"{run.name:{width}s} {run.images_per_second:>8.0f} {reached:>8s}"
+            f" {run.best_within(budget_seconds):>9.3f} {run.best_val_mean_iou:>6.3f} {share:>9.1%}"
+        )
+    for name, pairs in variants.items():
+        scores = [run.best_within(budget_seconds) for run, _ in pairs]
+        means = {
+            "images/s": statistics.mean(run.images_per_second for run, _ in pairs),
+            within: statistics.mean(scores),
+            "best": statistics.mean(run.best_val_mean_iou for run, _ in pairs),
+            "share of peak": statistics.mean(share for _, share in pairs),
+        }
+        lines.append(
+            f"mean of {len(pairs)}, {name}: "
+            + ", ".join(f"{key} {value:.3f}" for key, value in means.items())
+            + f"; seed range of {within} {max(scores) - min(scores):.3f}"
+        )
+    return "\n".join(lines)
+
+
 def runs_table(runs: Sequence[BudgetRun], baseline: str | None = None) -> str:
     """Time and epochs to the target, best validation mean IoU and speed of each run.
 

@@ -357,6 +357,36 @@ def test_train_for_budget_records_one_run_with_any_optimizer(tiny_dataset):
     assert run.best_val_mean_iou == max(run.val_mean_iou)
 
 
+def test_budget_table_prints_each_run_and_the_mean_of_each_variant():
+    variants = {
+        "narrow": [(_run("narrow 1", 8.0), 0.1), (_run("narrow 2", None), 0.3)],
+        "wide": [(_run("wide 1", 4.0, seconds=4.0), 0.5)],
+    }
+    header, *rows, narrow, wide = perf.budget_table(variants, budget_seconds=9.0).splitlines()
+    assert header.split() == [
+        "run",
+        "images/s",
+        "s",
+        "to",
+        "0.5",
+        "best@9s",
+        "best",
+        "%",
+        "of",
+        "peak",
+    ]
+    assert [row.split()[:4] for row in rows] == [
+        ["narrow", "1", "100", "8"],
+        ["narrow", "2", "100", "—"],
+        ["wide", "1", "100", "4"],
+    ]
+    assert rows[0].split()[-3:] == ["0.300", "0.600", "10.0%"]  # epochs end at 5 and 10 s
+    assert rows[2].split()[-3:] == ["0.600", "0.600", "50.0%"]  # epochs end at 2 and 4 s
+    assert narrow.startswith("mean of 2, narrow: images/s 100.000, best@9s 0.300, best 0.500")
+    assert narrow.endswith("share of peak 0.200; seed range of best@9s 0.000")
+    assert wide.endswith("share of peak 0.500; seed range of best@9s 0.000")
+
+
 def test_best_within_a_budget_counts_only_the_epochs_that_ended_in_it():
     run = _run("base", 8.0, seconds=10.0)  # epochs end at 5 s (0.3) and 10 s (0.6)
     assert run.best_within(10.0) == 0.6
