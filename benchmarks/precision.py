@@ -80,11 +80,10 @@ def main() -> None:
         share = flops * by_width[variant].items_per_second / peaks[precision]
         print(f"{variant:26s} {share:6.1%} of the {precision} matmul peak")
     base = dataclasses.replace(training.CPU_CONFIG, epochs=args.epochs)
-    step_flops = perf.training_step_flops(
+    recipe_flops_per_image = perf.training_step_flops(
         models.unet(dataset.classes.num_classes, base.image_size, base_filters=base.base_filters),
-        base.batch_size,
+        1,
     )
-    steps_per_epoch = -(-len(dataset.split("train")) // base.batch_size)
     train_size = len(dataset.split("train"))
     specs = {  # each run with the recipe's decaying rate (training.learning_rate_for)
         (name, seed): perf.RunSpec(
@@ -100,8 +99,8 @@ def main() -> None:
     keras.mixed_precision.set_global_policy("float32")
     table: dict[str, list[tuple[perf.BudgetRun, float]]] = {name: [] for name in PRECISIONS}
     for (name, _), run in zip(specs, runs.values(), strict=True):
-        flops_per_second = run.epochs * steps_per_epoch * step_flops / run.train_seconds
-        table[name].append((run, flops_per_second / peaks[name]))
+        share = recipe_flops_per_image * run.images_per_second / peaks[name]
+        table[name].append((run, share))  # as benchmarks/train_unet.py computes it
     print(perf.budget_table(table, BUDGET_SECONDS))
     speed = statistics.mean(run.images_per_second for run, _ in table["mixed_bfloat16"]) / (
         statistics.mean(run.images_per_second for run, _ in table["float32"])
