@@ -24,7 +24,7 @@ import helpers  # noqa: F401 (first: imports TensorFlow quietly)
 import keras
 import numpy as np
 
-from helpers import data, perf, training
+from helpers import data, losses, perf, training
 
 LOSSES = {
     "cross-entropy": {"loss": "cross_entropy"},
@@ -89,7 +89,7 @@ def main() -> None:
     dataset = data.load_dataset(args.dataset)
     classes = dataset.classes
     counts = data.class_pixel_counts(dataset.split("train"), classes.num_classes)
-    rare = int(np.argmin(np.where(counts > 0, counts, np.iinfo(np.int64).max)))
+    rare = int(np.argmax(losses.class_weights_from_counts(counts)))  # as notebook 06
     print(f"{args.dataset}: rare class {classes.names[rare]} ({counts[rare] / counts.sum():.1%})")
     for epochs in args.budgets:
         runs = perf.train_side_by_side(dataset, specs_for(dataset, epochs, args.seeds), 0.9)
