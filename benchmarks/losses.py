@@ -92,7 +92,9 @@ def main() -> None:
     rare = int(np.argmax(losses.class_weights_from_counts(counts)))  # as notebook 06
     print(f"{args.dataset}: rare class {classes.names[rare]} ({counts[rare] / counts.sum():.1%})")
     for epochs in args.budgets:
-        runs = perf.train_side_by_side(dataset, specs_for(dataset, epochs, args.seeds), 0.9)
+        runs = perf.train_side_by_side(
+            dataset, specs_for(dataset, epochs, args.seeds), 0.9, progress=True
+        )
         seconds = statistics.mean(run.train_seconds for run in runs.values())
         print(f"\n{epochs} epochs, seeds {args.seeds} ({seconds:.0f} s of training per run):")
         report(runs, args.seeds, rare, classes.names[rare])

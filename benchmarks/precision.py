@@ -94,7 +94,10 @@ def main() -> None:
         for name, mixed in PRECISIONS.items()
     }
     runs = perf.train_side_by_side(
-        dataset, {f"{name} seed {seed}": spec for (name, seed), spec in specs.items()}, 0.9
+        dataset,
+        {f"{name} seed {seed}": spec for (name, seed), spec in specs.items()},
+        0.9,
+        progress=True,
     )
     keras.mixed_precision.set_global_policy("float32")
     table: dict[str, list[tuple[perf.BudgetRun, float]]] = {name: [] for name in PRECISIONS}

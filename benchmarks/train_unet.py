@@ -63,7 +63,7 @@ def main() -> None:
         for name, config in variants.items()
         for seed in args.seeds
     }
-    runs = perf.train_side_by_side(dataset, specs, TARGET)
+    runs = perf.train_side_by_side(dataset, specs, TARGET, progress=True)
     table = {}
     for name, config in variants.items():
         model = models.unet(dataset.classes.num_classes, config.image_size, config.base_filters)

@@ -724,7 +724,7 @@ def _start_run(dataset: Dataset, spec: RunSpec, target: float) -> _Run:
 
 
 def train_side_by_side(
-    dataset: Dataset, specs: Mapping[str, RunSpec], target: float
+    dataset: Dataset, specs: Mapping[str, RunSpec], target: float, *, progress: bool = False
 ) -> dict[str, BudgetRun]:
     """Train several short runs of the shared recipe, interleaved one epoch at a time.
 
@@ -734,9 +734,11 @@ def train_side_by_side(
     epoch, which continues where the last one stopped), so a background load that comes and
     goes slows them all alike — the round-robin of :func:`compare`, for training. Records the
     training seconds (validation excluded) until validation mean IoU first reaches ``target``.
+    ``progress`` prints a line after each round (benchmarks that run for many minutes).
     """
     runs = {name: _start_run(dataset, spec, target) for name, spec in specs.items()}
-    for epoch in range(max(spec.config.epochs for spec in specs.values())):
+    started, rounds = time.perf_counter(), max(spec.config.epochs for spec in specs.values())
+    for epoch in range(rounds):
         for run in runs.values():
             if epoch >= run.spec.config.epochs:
                 continue
@@ -751,6 +753,14 @@ def train_side_by_side(
             )
             run.val_mean_iou.append(float(history.history["val_mean_iou"][-1]))
             run.seconds_at_epoch.append(run.timer.train_seconds)
+        if progress:
+            best = [max(run.val_mean_iou) for run in runs.values() if run.val_mean_iou]
+            print(
+                f"epoch {epoch + 1}/{rounds} of {len(runs)} run{'s' * (len(runs) > 1)}, "
+                f"{time.perf_counter() - started:.0f} s: best validation mean IoU so far "
+                f"{min(best):.3f}-{max(best):.3f}",
+                flush=True,
+            )
     results = {}
     for name, run in runs.items():
         iou = None

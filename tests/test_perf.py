@@ -394,7 +394,7 @@ def test_best_within_a_budget_counts_only_the_epochs_that_ended_in_it():
     assert run.best_within(4.0) == 0.0
 
 
-def test_side_by_side_runs_give_the_same_results_as_runs_alone(tiny_dataset):
+def test_side_by_side_runs_give_the_same_results_as_runs_alone(tiny_dataset, capsys):
     alone = perf.train_for_budget(tiny_dataset, TINY, target=2.0)  # a target never reached
     together = perf.train_side_by_side(
         tiny_dataset,
@@ -405,7 +405,11 @@ def test_side_by_side_runs_give_the_same_results_as_runs_alone(tiny_dataset):
             "default": perf.RunSpec(TINY),
         },
         target=2.0,
+        progress=True,
     )
+    progress = capsys.readouterr().out.splitlines()
+    assert len(progress) == 3 and progress[0].startswith("epoch 1/3 of 2 runs, ")
+    assert "best validation mean IoU so far" in progress[-1]
     assert list(together) == ["three epochs, batch 2", "default"]
     assert together["default"].val_mean_iou == alone.val_mean_iou  # interleaving changes nothing
     assert len(together["three epochs, batch 2"].val_mean_iou) == 3
