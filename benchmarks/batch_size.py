@@ -61,9 +61,8 @@ def main() -> None:
         f"batch {size}": perf.RunSpec(dataclasses.replace(config, batch_size=size))
         for size in BATCH_SIZES
     }
-    runs = perf.train_side_by_side(
-        dataset, specs, args.target, progress=True
-    )  # an epoch each, in turn
+    # an epoch each, in turn
+    runs = perf.train_side_by_side(dataset, specs, args.target, progress=True)
     print(
         f"\nTime to validation mean IoU {args.target} ({args.epochs} epochs each, learning rate "
         f"{config.learning_rate}, loss {config.loss})"
