@@ -1,9 +1,13 @@
 # The course's commands. Each target builds .venv from the pinned requirements when missing.
-#   make run      execute every notebook on the offline dataset -> build/ (tracked files untouched)
+#   make run      execute every notebook at its lesson budget -> build/ (tracked files untouched)
 #                 with build/index.html, the course pages: every rendered notebook in order
-#   make test     lint + unit tests of helpers + strict nbval over notebooks/*.ipynb
+#   make test     lint + unit tests + every notebook at its small budget (nbval) + the freshness
+#                 of each notebook's execution record: minutes, on any machine
+#   make verify   the notebooks at their lesson budgets, compared strictly with their committed
+#                 outputs (nbval), and the slow unit tests; NB="03 04": only those notebooks
+#   make outputs  re-execute the notebooks in place and write their execution records (how
+#                 committed outputs are produced); NB="03 04": only those notebooks
 #   make lab      JupyterLab on the notebooks
-#   make outputs  re-execute the notebooks in place (how committed outputs are produced)
 #   make student  student copies (no outputs, no solutions) -> build/student/ + build/student.zip
 #   make colab-bundle  the course as one zip for Colab, uploaded to /content -> build/course-bundle.zip
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -11,9 +15,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The Python files ruff checks and formats (notebooks: nbqa)
-PY_SOURCES := helpers tests tools benchmarks notebooks/conftest.py
+PY_SOURCES := helpers tests tools benchmarks conftest.py
 
-.PHONY: setup run test lint format lab outputs student colab-bundle benchmarks clean
+# NB="03 04" -> the committed notebooks with those numbers (all of them when NB is empty)
+NOTEBOOK_FILES = $(if $(NB),$(foreach n,$(NB),$(wildcard notebooks/$(n)_*.ipynb)),notebooks)
+SMALL_BUDGET := build/small-budget
+TEST_ARTIFACTS := build/test-artifacts
+
+.PHONY: setup run test verify lint format lab outputs student colab-bundle benchmarks clean
 
 setup: $(STAMP)
 
@@ -28,8 +37,15 @@ run: setup
 	@$(BIN)/python tools/run_notebooks.py --output-dir build
 
 test: setup lint
-	@echo "==> unit tests of helpers + strict nbval over notebooks/*.ipynb"
-	@$(BIN)/python -m pytest
+	@$(BIN)/python tools/small_budget.py $(SMALL_BUDGET)
+	@rm -rf $(TEST_ARTIFACTS)
+	@echo "==> unit tests, the notebooks at their small budgets (nbval), the execution records"
+	@$(BIN)/python -m pytest -m "not slow" $(SMALL_BUDGET) tests
+
+verify: setup
+	@rm -rf $(TEST_ARTIFACTS)
+	@echo "==> $(if $(NB),notebooks $(NB),every notebook and the slow unit tests) at full budget"
+	@$(BIN)/python -m pytest -m slow --no-cov $(NOTEBOOK_FILES) $(if $(NB),,tests)
 
 lint: setup
 	@echo "==> ruff (code and notebooks)"
@@ -46,7 +62,7 @@ lab: setup
 	@$(BIN)/jupyter lab notebooks
 
 outputs: setup
-	@$(BIN)/python tools/run_notebooks.py --in-place
+	@$(BIN)/python tools/run_notebooks.py --in-place $(if $(NB),$(NOTEBOOK_FILES))
 
 student: setup
 	@$(BIN)/python tools/make_student.py --output-dir build

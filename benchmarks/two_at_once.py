@@ -6,7 +6,7 @@ Trains the shared recipe for ``--epochs`` epochs in a child process, alone, and 
 training time and how many cores it kept busy (CPU seconds / wall seconds). Then starts two such
 children at the same moment, twice: with TensorFlow's default threads (every core in each
 process) and with each child's ops on its share of the cores (``TF_NUM_INTRAOP_THREADS``, as
-``make test`` sets for its workers in ``notebooks/conftest.py``). ``throughput`` compares whole
+``make test`` sets for its workers in ``conftest.py``). ``throughput`` compares whole
 processes (start-up included): twice the time of the child alone, divided by the time the pair
 took side by side. Above 1.0, two workers finish a test suite sooner than one.
 """
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITE_RULES = Path(__file__).resolve().parents[1] / "notebooks" / "conftest.py"
+SUITE_RULES = Path(__file__).resolve().parents[1] / "conftest.py"
 
 CHILD = """
 import json, os, sys, tempfile, time
@@ -55,7 +55,7 @@ def result(child: subprocess.Popen) -> dict[str, float]:
 
 
 def suite_share(workers: int = 2) -> int:
-    """The intra-op threads `make test` gives each of its ``workers`` (notebooks/conftest.py)."""
+    """The intra-op threads `make test` gives each of its ``workers`` (conftest.py)."""
     spec = importlib.util.spec_from_file_location("suite_rules", SUITE_RULES)
     rules = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rules)

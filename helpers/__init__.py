@@ -4,13 +4,16 @@ Importing ``helpers`` first (before ``tensorflow``) imports TensorFlow with its 
 log lines silenced, so notebook outputs stay clean and reproducible (see ``helpers.runtime``).
 """
 
+import os
 from pathlib import Path
 
 from helpers.runtime import import_tensorflow_quietly
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"
-ARTIFACTS_DIR = REPO_ROOT / "artifacts"
+# Trained models, checkpoints and logs. The test suite points COURSE_ARTIFACTS_DIR at a folder of
+# its own (conftest.py), so that no test run touches the models a reader trained.
+ARTIFACTS_DIR = Path(os.environ.get("COURSE_ARTIFACTS_DIR", REPO_ROOT / "artifacts"))
 
 import_tensorflow_quietly()
 

@@ -132,6 +132,7 @@ def _results(processes: list[subprocess.Popen]) -> list[dict]:
     return results
 
 
+@pytest.mark.slow  # over 10 s: make verify
 def test_mirrored_step_is_the_mean_of_the_per_replica_steps():
     """Two replicas of 4 images take the mean of their gradients: exactly what one device
     computes on each half, averaged. It is *not* the gradient of the batch of 8 as a whole:
@@ -155,6 +156,7 @@ def small_shapes(tmp_path) -> Path:
     )
 
 
+@pytest.mark.slow  # over 10 s: make verify
 def test_the_recipe_trains_and_resumes_on_two_replicas(small_shapes, tmp_path):
     run_dir = tmp_path / "run"
     (first,) = _results([_start(["train", str(small_shapes), str(run_dir), "2"], {})])

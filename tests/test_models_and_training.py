@@ -110,6 +110,7 @@ def test_recipe_lowers_the_loss_and_writes_checkpoint_and_logs(tiny_shapes, tmp_
     assert timer.epoch_to_target == 1 and timer.train_seconds > 0
 
 
+@pytest.mark.slow  # over 10 s: make verify
 def test_resume_continues_from_the_checkpoint(tiny_shapes, tmp_path, capsys):
     run_dir = tmp_path / "run"
     training.train(tiny_shapes, TINY, run_dir=run_dir, verbose=0)

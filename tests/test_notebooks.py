@@ -55,6 +55,7 @@ def test_stored_as_jupyterlab_writes_it(path):
     assert ran == list(range(1, len(ran) + 1)), "outputs of one run, top to bottom"
 
 
+@pytest.mark.slow  # over 10 s: make verify
 def test_papermill_parameters_take_effect(tmp_path):
     """`papermill -p` replaces the tagged parameters cell's values (issue 17): notebook 01 run
     with a smaller image size and batch prints batches of that shape."""

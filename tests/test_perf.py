@@ -394,6 +394,7 @@ def test_best_within_a_budget_counts_only_the_epochs_that_ended_in_it():
     assert run.best_within(4.0) == 0.0
 
 
+@pytest.mark.slow  # over 10 s: make verify
 def test_side_by_side_runs_give_the_same_results_as_runs_alone(tiny_dataset, capsys):
     alone = perf.train_for_budget(tiny_dataset, TINY, target=2.0)  # a target never reached
     together = perf.train_side_by_side(

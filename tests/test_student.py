@@ -67,6 +67,8 @@ def test_student_copy_has_no_solutions_and_no_outputs_but_keeps_exercises_and_ta
     assert sum("# self-check" in cell.source for cell in code) == sum(
         "# self-check" in cell.source for cell in source.cells
     ), "every self-check cell stays"
+    assert "execution_record" not in copy.metadata, "no record of outputs the copy has not"
+    source.metadata.pop("execution_record", None)
     assert copy.metadata == source.metadata, "kernel and Colab metadata are kept"
 
 

@@ -1,4 +1,5 @@
-"""notebooks/conftest.py: how `make test` shares its two workers (pytest-xdist)."""
+"""conftest.py: how the suite shares its two workers (pytest-xdist), which tests are slow, and
+where notebooks under test keep their models."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
+REPO_ROOT = Path(__file__).parents[1]
+NOTEBOOKS = REPO_ROOT / "notebooks"
+RULES = REPO_ROOT / "conftest.py"
 # Read before this module runs the conftest itself (which would set it when missing): under
-# `make test` pytest has loaded notebooks/conftest.py already, and it must have set this.
+# `make test` pytest has loaded conftest.py already, and it must have set this.
 THREADS_BEFORE_THIS_MODULE = os.environ.get("TF_NUM_INTRAOP_THREADS")
-spec = importlib.util.spec_from_file_location("notebook_units", NOTEBOOKS / "conftest.py")
+spec = importlib.util.spec_from_file_location("notebook_units", RULES)
 notebook_units = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(notebook_units)
 
@@ -23,6 +26,10 @@ def test_a_notebook_that_loads_03s_model_runs_in_03s_unit_and_the_others_alone()
     assert unit(f"{maker}::Cell 4") == maker
     assert unit("notebooks/04_evaluation.ipynb::Cell 3") == maker
     assert unit("notebooks/06_hard_cases.ipynb::Cell 0") == maker
+    # the small-budget copies (make test) keep the rule in their own folder
+    if (REPO_ROOT / "build/small-budget/04_evaluation.ipynb").is_file():
+        copy = "build/small-budget/04_evaluation.ipynb::Cell 3"
+        assert unit(copy) == "build/small-budget/03_build_and_train.ipynb"
     for alone in (
         "01_preprocessing",
         "02_softmax",
@@ -60,6 +67,21 @@ def test_under_make_test_this_worker_runs_tensorflow_on_its_share_of_the_cores(r
         for plugin in request.config.pluginmanager.get_plugins()
         if getattr(plugin, "__file__", None)
     }
-    assert (NOTEBOOKS / "conftest.py").resolve() in loaded, "pytest did not load the rules"
+    assert RULES.resolve() in loaded, "pytest did not load the rules"
     expected = notebook_units.tensorflow_threads(notebook_units.usable_cores(), workers)
     assert str(expected) == THREADS_BEFORE_THIS_MODULE
+
+
+def test_notebooks_under_test_keep_their_models_out_of_the_readers_artifacts():
+    from helpers import ARTIFACTS_DIR
+
+    assert Path(os.environ["COURSE_ARTIFACTS_DIR"]) == ARTIFACTS_DIR
+    assert ARTIFACTS_DIR != REPO_ROOT / "artifacts"
+
+
+def test_the_committed_notebooks_are_slow_and_their_small_budget_copies_are_not():
+    """`make verify` (-m slow) runs the lessons at full budget; `make test` the copies."""
+    at_lesson_budget = notebook_units.runs_at_lesson_budget
+    assert at_lesson_budget(NOTEBOOKS / "03_build_and_train.ipynb")
+    assert not at_lesson_budget(REPO_ROOT / "build/small-budget/03_build_and_train.ipynb")
+    assert not at_lesson_budget(REPO_ROOT / "tests/test_metrics.py")

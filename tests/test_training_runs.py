@@ -84,6 +84,7 @@ def test_a_kill_during_the_checkpoint_save_leaves_the_previous_checkpoint(
     assert training.load_model_file(checkpoint).output_shape == (None, 16, 16, 3)
 
 
+@pytest.mark.slow  # over 10 s: make verify
 def test_a_fresh_run_sets_the_earlier_run_aside_instead_of_deleting_it(
     dataset, tmp_path, monkeypatch
 ):
@@ -246,6 +247,7 @@ def test_models_refuse_an_image_size_their_poolings_cannot_take():
     assert models.unet(3, image_size=12, depth=2, base_filters=2).output_shape == (None, 12, 12, 3)
 
 
+@pytest.mark.slow  # over 10 s: make verify
 def test_resume_refuses_a_checkpoint_that_is_not_the_run_asked_for(
     dataset, tmp_path, monkeypatch, capsys
 ):

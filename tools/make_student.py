@@ -74,9 +74,11 @@ def is_solution_cell(cell: nbformat.NotebookNode) -> bool:
 
 
 def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``notebook`` without solutions, outputs or execution counts (tags kept)."""
+    """A copy of ``notebook`` without solutions, outputs, execution counts or execution record
+    (tags kept)."""
     student = copy.deepcopy(notebook)
     student.cells = [cell for cell in student.cells if not is_solution_cell(cell)]
+    student.metadata.pop("execution_record", None)  # it describes outputs this copy has not
     for cell in student.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":

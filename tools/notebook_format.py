@@ -56,7 +56,16 @@ def shrink_figures(notebook: nbformat.NotebookNode) -> tuple[int, int]:
 
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-NOTEBOOK_METADATA = ("accelerator", "colab", "kernelspec", "language_info")  # Colab's GPU kept
+# Colab's GPU request; the execution record (tools/records.py) and the small test budget
+# (tools/small_budget.py)
+NOTEBOOK_METADATA = (
+    "accelerator",
+    "colab",
+    "execution_record",
+    "kernelspec",
+    "language_info",
+    "small_budget",
+)
 
 
 def tidy_metadata(notebook: nbformat.NotebookNode) -> None:

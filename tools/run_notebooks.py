@@ -24,6 +24,8 @@ opening and saving a notebook changes nothing in git. ``course_pages`` writes th
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import re
 import sys
 import time
@@ -35,9 +37,11 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError
 from nbconvert import HTMLExporter
 
 try:  # imported as tools.run_notebooks (the tests)
+    from tools import records
     from tools.course_pages import write_index
     from tools.notebook_format import shrink_figures, tidy_metadata
 except ModuleNotFoundError:  # run as a script: tools/ itself is on sys.path
+    import records
     from course_pages import write_index
     from notebook_format import shrink_figures, tidy_metadata
 
@@ -47,6 +51,24 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 # machine; under load it can take twice that. nbval uses the same limit (pyproject.toml).
 CELL_TIMEOUT_SECONDS = 3600
 ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+# Run in the notebook's own kernel after its last cell (then removed): the machine and the
+# versions that made the outputs, for the execution record.
+ENVIRONMENT_PROBE = """\
+import json as _json, os as _os, platform as _platform
+import keras as _keras, tensorflow as _tf
+from helpers import runtime as _runtime
+_affinity = getattr(_os, "sched_getaffinity", None)
+print(_json.dumps({
+    "cpu": _runtime.cpu_name(),
+    "cores": len(_affinity(0)) if _affinity else _os.cpu_count(),
+    "gpu": ", ".join(str(gpu["name"]) for gpu in _runtime.gpu_details()) or None,
+    "python": _platform.python_version(),
+    "tensorflow": _tf.__version__,
+    "keras": _keras.__version__,
+}))
+"""
 
 
 def plain(text: str) -> str:
@@ -66,19 +88,36 @@ def first_line(source: str) -> str:
     return line if len(line) <= 70 else line[:67] + "..."
 
 
+def execution_record(
+    notebook: nbformat.NotebookNode, environment: dict, seconds: float
+) -> dict[str, object]:
+    """What made the notebook's outputs (``tools/records.py``): the fingerprints of its code,
+    its parameters, the machine, the versions, the wall time and the date."""
+    return {
+        "code": records.fingerprints(notebook),
+        "parameters": records.parameters(notebook),
+        "machine": {key: environment[key] for key in ("cpu", "cores", "gpu")},
+        "versions": {key: environment[key] for key in ("python", "tensorflow", "keras")},
+        "wall_time_s": round(seconds),
+        "date": datetime.date.today().isoformat(),
+    }
+
+
 def execute(path: Path) -> tuple[nbformat.NotebookNode, str | None]:
-    """Run one notebook in a fresh kernel, with the notebook's folder as working directory.
+    """Run one notebook in a fresh kernel, with the notebook's folder as working directory,
+    and store its execution record (and the header's run-time line) when every cell ran.
 
     Returns the notebook (executed up to the first failing cell) and, if a cell failed, a
     plain-text report of the failure.
     """
     notebook = nbformat.read(path, as_version=4)
-    code_indices = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    notebook.cells.append(nbformat.v4.new_code_cell(ENVIRONMENT_PROBE))
+    code_indices = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"][:-1]
     start = time.perf_counter()
     running: list[int] = []  # the index of the cell that runs now
 
     def on_cell_start(cell: nbformat.NotebookNode, cell_index: int, **_: object) -> None:
-        if cell.cell_type != "code":
+        if cell_index not in code_indices:  # markdown, or the environment probe
             return
         running[:] = [cell_index]
         number = code_indices.index(cell_index) + 1
@@ -99,8 +138,10 @@ def execute(path: Path) -> tuple[nbformat.NotebookNode, str | None]:
     try:
         client.execute()
     except CellExecutionError as error:
+        notebook.cells.pop()
         return notebook, failure_report(path, notebook, error)
     except CellTimeoutError:
+        notebook.cells.pop()
         index = running[0]
         return notebook, "\n".join(
             [
@@ -111,6 +152,10 @@ def execute(path: Path) -> tuple[nbformat.NotebookNode, str | None]:
                 "parameters, or raise CELL_TIMEOUT_SECONDS in tools/run_notebooks.py",
             ]
         )
+    seconds = time.perf_counter() - start
+    probe = notebook.cells.pop()
+    environment = json.loads("".join(output.get("text", "") for output in probe.outputs))
+    records.stamp(notebook, execution_record(notebook, environment, seconds))
     return notebook, None
 
 
@@ -176,8 +221,8 @@ def main() -> int:
         args.output_dir.mkdir(parents=True, exist_ok=True)
     failures = []
     total_start = time.perf_counter()
-    for path in paths:
-        print(f"==> executing {shown(path)} ...", flush=True)
+    for number, path in enumerate(paths, 1):
+        print(f"==> [{number}/{len(paths)}] executing {shown(path)} ...", flush=True)
         start = time.perf_counter()
         notebook, failure = execute(path)
         if failure:
@@ -193,6 +238,9 @@ def main() -> int:
         course = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
         index = write_index(args.output_dir, [*course, *paths])
         print(f"==> course pages: {shown(index)} links every rendered notebook")
+    if args.in_place and any(path.parent == NOTEBOOKS for path in paths):
+        tables = ", ".join(shown(p) for p in records.write_tables()) or "no table changed"
+        print(f"==> run times from the execution records written into: {tables}")
     where = "notebooks/ (in place)" if args.in_place else f"{args.output_dir}/"
     elapsed = time.perf_counter() - total_start
     print(f"==> {len(paths)} notebook(s) executed in {elapsed:.0f} s; results in {where}")

@@ -1,4 +1,12 @@
-"""How `make test` shares two pytest-xdist workers between the notebooks and the unit tests.
+"""The test suite's rules: which tests are slow, where notebooks keep their models, and how two
+pytest-xdist workers share the notebooks and the unit tests.
+
+`make test` runs the small-budget copies of the notebooks (``tools/small_budget.py`` writes them
+to ``build/small-budget/``) and the unit tests not marked ``slow``; `make verify` runs the
+committed notebooks at their lesson budgets (each of their cells is marked ``slow`` here) and the
+``slow`` unit tests. Notebooks run by the suite keep their models in ``build/test-artifacts/``
+(``COURSE_ARTIFACTS_DIR``, emptied by the Makefile before each run), never in the reader's
+``artifacts/``.
 
 nbval makes one test per cell, and a notebook's cells must run in order in one kernel: each
 notebook is one unit of work, sent whole to one worker. A notebook that loads the model notebook
@@ -16,6 +24,7 @@ import os
 from functools import cache
 from pathlib import Path
 
+import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 
@@ -39,9 +48,11 @@ if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
         "TF_NUM_INTRAOP_THREADS", str(tensorflow_threads(usable_cores(), workers))
     )
 
-MODEL_MAKER = "notebooks/03_build_and_train.ipynb"
+MODEL_MAKER = "03_build_and_train.ipynb"
 LOADS_THE_MODEL = "load_or_train("
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parent
+COMMITTED_NOTEBOOKS = REPO_ROOT / "notebooks"
+os.environ.setdefault("COURSE_ARTIFACTS_DIR", str(REPO_ROOT / "build" / "test-artifacts"))
 
 
 @cache
@@ -51,11 +62,26 @@ def loads_the_saved_model(notebook: str) -> bool:
 
 
 def work_unit(nodeid: str) -> str:
-    """A test's unit of work: its file, or 03's notebook for a notebook that needs 03's model."""
+    """A test's unit of work: its file, or 03's notebook in the same folder for a notebook that
+    needs 03's model."""
     path = nodeid.split("::", 1)[0]
-    if path.endswith(".ipynb") and path != MODEL_MAKER and loads_the_saved_model(path):
-        return MODEL_MAKER
+    folder, _, name = path.rpartition("/")
+    maker = f"{folder}/{MODEL_MAKER}" if folder else MODEL_MAKER
+    if path.endswith(".ipynb") and name != MODEL_MAKER and loads_the_saved_model(path):
+        return maker
     return path
+
+
+def runs_at_lesson_budget(path: Path) -> bool:
+    """Whether a test file is one of the committed notebooks (not a small-budget copy)."""
+    return path.suffix == ".ipynb" and path.resolve().parent == COMMITTED_NOTEBOOKS
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The committed notebooks run at their lesson budgets: every cell of theirs is ``slow``."""
+    for item in items:
+        if runs_at_lesson_budget(Path(str(item.path))):
+            item.add_marker(pytest.mark.slow)
 
 
 class NotebookUnits(LoadScopeScheduling):
