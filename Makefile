@@ -8,6 +8,8 @@
 #   make outputs  re-execute the notebooks in place and write their execution records (how
 #                 committed outputs are produced); NB="03 04": only those notebooks
 #   make lab      JupyterLab on the notebooks
+#   make colab-check  make test's fast tier in a second environment (.venv-colab) with Colab's
+#                 versions of TensorFlow, Keras, NumPy, ... (requirements-colab.txt)
 #   make student  student copies (no outputs, no solutions) -> build/student/ + build/student.zip
 #   make colab-bundle  the course as one zip for Colab, uploaded to /content -> build/course-bundle.zip
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -21,8 +23,14 @@ PY_SOURCES := helpers tests tools benchmarks conftest.py
 NOTEBOOK_FILES = $(if $(NB),$(foreach n,$(NB),$(wildcard notebooks/$(n)_*.ipynb)),notebooks)
 SMALL_BUDGET := build/small-budget
 TEST_ARTIFACTS := build/test-artifacts
+# Colab's environment: its Python when this machine has it, its package versions
+COLAB_PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3.11)
+COLAB_VENV := .venv-colab
+COLAB_STAMP := $(COLAB_VENV)/.installed
+# what requirements-colab.txt pins instead of requirements.txt
+COLAB_PINNED := ^(tensorflow|tensorboard|keras|numpy|matplotlib|pillow|h5py|ml-dtypes|protobuf)==
 
-.PHONY: setup run test verify lint format lab outputs student colab-bundle benchmarks clean
+.PHONY: setup run test verify colab-check lint format lab outputs student colab-bundle benchmarks clean
 
 setup: $(STAMP)
 
@@ -46,6 +54,22 @@ verify: setup
 	@rm -rf $(TEST_ARTIFACTS)
 	@echo "==> $(if $(NB),notebooks $(NB),every notebook and the slow unit tests) at full budget"
 	@$(BIN)/python -m pytest -m slow --no-cov $(NOTEBOOK_FILES) $(if $(NB),,tests)
+
+$(COLAB_STAMP): requirements-colab.txt requirements.txt pyproject.toml
+	@echo "==> setting up $(COLAB_VENV): Colab's versions (requirements-colab.txt) on $(COLAB_PYTHON)"
+	@test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	@$(COLAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-colab.txt
+	@grep -v -i -E '$(COLAB_PINNED)' requirements.txt > $(COLAB_VENV)/test-tools.txt
+	@$(COLAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-c requirements-colab.txt -r $(COLAB_VENV)/test-tools.txt
+	@$(COLAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+colab-check: $(COLAB_STAMP)
+	@$(COLAB_VENV)/bin/python -c "import platform, tensorflow as tf, keras, numpy; print('==> Colab check on Python', platform.python_version(), '| TensorFlow', tf.__version__, '| Keras', keras.__version__, '| NumPy', numpy.__version__)"
+	@$(COLAB_VENV)/bin/python tools/small_budget.py $(SMALL_BUDGET)
+	@rm -rf $(TEST_ARTIFACTS)
+	@$(COLAB_VENV)/bin/python -m pytest -m "not slow" $(SMALL_BUDGET) tests
 
 lint: setup
 	@echo "==> ruff (code and notebooks)"

@@ -91,5 +91,6 @@ class NotebookUnits(LoadScopeScheduling):
         return work_unit(nodeid)
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: -p no:xdist runs without it
 def pytest_xdist_make_scheduler(config, log) -> NotebookUnits:
     return NotebookUnits(config, log)

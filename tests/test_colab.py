@@ -51,7 +51,9 @@ def test_every_notebook_agrees_with_the_repository_url():
         assert f'href="{colab}/blob/main/{relative}"' in first_markdown
         assert f'href="{URL}/blob/main/{relative}"' in first_markdown
         assert f'REPOSITORY_URL = "{URL}"' in _bootstrap_cell(notebook)
-        assert notebook.metadata["accelerator"] == "GPU"
+        trains = path.name[:2] not in ("01", "02")  # 01 and 02 train nothing
+        assert stamp_colab.trains(notebook) == trains, path.name
+        assert notebook.metadata.get("accelerator") == ("GPU" if trains else None), path.name
     assert stamp_colab.main(["--check"]) == 0
 
 
@@ -65,7 +67,7 @@ def test_stamp_replaces_a_stale_badge_and_bootstrap():
     old_url = "https://github.com/someone-else/old-name"
     old = "\n".join(stamp_colab.badge_lines(old_url, "notebooks/09_x.ipynb"))
     notebook = _notebook(
-        f"# 09 · X\n\n{old}\n\nText.", stamp_colab.bootstrap_source(old_url), "print(1)"
+        f"# 09 · X\n\n{old}\n\nText.", stamp_colab.bootstrap_source(old_url), "model.fit(x)"
     )
     notebook.metadata.update(accelerator="None", colab={"gpuType": "A100"})
     changes = stamp_colab.stamp(notebook, "notebooks/09_x.ipynb", URL)
@@ -79,13 +81,27 @@ def test_stamp_replaces_a_stale_badge_and_bootstrap():
         "Text.",
     ]
     assert old_url not in notebook.cells[1].source and URL in notebook.cells[1].source
-    assert notebook.cells[2].source == "print(1)"  # other cells untouched
+    assert notebook.cells[2].source == "model.fit(x)"  # other cells untouched
     assert notebook.metadata["colab"]["gpuType"] == "A100"  # a chosen GPU type is kept
     assert stamp_colab.stamp(notebook, "notebooks/09_x.ipynb", URL) == []  # idempotent
 
 
+def test_a_notebook_that_trains_nothing_asks_for_a_cpu_runtime():
+    notebook = _notebook("# 11 · Z", stamp_colab.bootstrap_source(URL), "import numpy")
+    notebook.metadata.update(accelerator="GPU", colab={"gpuType": "T4", "provenance": []})
+    changes = stamp_colab.stamp(notebook, "notebooks/11_z.ipynb", URL)
+    assert changes == ["badge (added)", "metadata: a CPU runtime (the notebook trains nothing)"]
+    assert "accelerator" not in notebook.metadata
+    assert notebook.metadata["colab"] == {"provenance": []}
+    notebook.cells.append(nbformat.v4.new_code_cell("model.fit(batches)"))
+    assert stamp_colab.stamp(notebook, "notebooks/11_z.ipynb", URL) == [
+        "metadata accelerator: GPU",
+        "metadata colab.gpuType: T4",
+    ]
+
+
 def test_stamp_adds_a_missing_badge_and_bootstrap():
-    notebook = _notebook("# 10 · Y\nWhat you learn.", "import helpers")
+    notebook = _notebook("# 10 · Y\nWhat you learn.", "import helpers\ntraining.train(data)")
     changes = stamp_colab.stamp(notebook, "notebooks/10_y.ipynb", URL)
     assert changes == [
         "badge (added)",
@@ -217,12 +233,13 @@ def test_bootstrap_on_colab_clones_installs_and_imports_helpers(local_origin, tm
     assert result["calls"] == [
         ["git", "ls-remote"],  # the repository answers ...
         ["git", "clone"],  # ... so it is cloned
-        ["install", "-q", "--no-deps", "-e", str(course)],  # Colab's TensorFlow is kept
-    ]
+        ["install", "-q", "--no-deps", "--no-build-isolation", "-e", str(course)],
+    ]  # Colab's TensorFlow is kept, and setuptools comes from Colab, not from an index
     assert result["git_prompts"] == ["0", "0"], "git must never wait for a login"
     assert result["cwd"] == str(course / "notebooks")
     assert result["helpers"] == str(course / "helpers" / "__init__.py")
-    assert result["stdout"].startswith("RESULT")  # the bootstrap itself printed nothing
+    first_line = result["stdout"].splitlines()[0]  # which versions, and why
+    assert first_line.startswith("Using Colab's TensorFlow") and "make colab-check" in first_line
     assert (course / "notebooks" / NOTEBOOK_PATHS[0].name).is_file()
 
 
@@ -249,12 +266,12 @@ def test_bootstrap_unpacks_the_uploaded_bundle_when_the_repository_does_not_answ
     assert "error" not in result, result["error"]
     assert result["calls"] == [
         ["git", "ls-remote"],  # asked once, with no login prompt; then the bundle is used
-        ["install", "-q", "--no-deps", "-e", str(course)],
+        ["install", "-q", "--no-deps", "--no-build-isolation", "-e", str(course)],
     ]
     assert result["git_prompts"] == ["0"]
     assert result["cwd"] == str(course / "notebooks")
     assert result["helpers"] == str(course / "helpers" / "__init__.py")
-    assert result["stdout"].startswith("RESULT")
+    assert result["stdout"].startswith("Using Colab's TensorFlow")
     assert (course / "notebooks" / NOTEBOOK_PATHS[0].name).is_file()
     assert (course / "requirements.txt").is_file()
 
@@ -279,15 +296,29 @@ def test_bootstrap_without_repository_or_bundle_stops_with_one_clear_message(
     assert result["stdout"].startswith("RESULT")  # the message is the exception, nothing else
 
 
-def test_bootstrap_installs_the_pins_when_colab_keras_is_incompatible(local_origin, tmp_path):
+@pytest.mark.parametrize(
+    ("keras_version", "pins_installed"),
+    [("2.15.0", True), ("3.12.1", True), ("3.13.2", False), ("3.15.1", False)],
+)
+def test_bootstrap_installs_the_pins_only_when_colab_keras_is_older_than_the_tested(
+    local_origin, tmp_path, keras_version, pins_installed
+):
     cell = stamp_colab.bootstrap_source(URL)
     course = tmp_path / "course"
-    result = _run_bootstrap(cell, local_origin, course, keras_version="2.15.0")
+    result = _run_bootstrap(cell, local_origin, course, keras_version=keras_version)
     pins = (course / "requirements.txt").read_text().split()
     wanted = [p for p in pins if p.startswith(("tensorflow==", "keras=="))]
     assert len(wanted) == 2
-    assert result["calls"][-1] == ["install", "-q", *wanted]
-    assert "Restart session" in result["stdout"]
+    assert (result["calls"][-1] == ["install", "-q", *wanted]) == pins_installed
+    assert ("Restart session" in result["stdout"]) == pins_installed
+    assert f"Keras {keras_version}" in result["stdout"]
+
+
+def test_the_oldest_tested_keras_is_colabs():
+    """TESTED_KERAS is the Keras that `make colab-check` installs (requirements-colab.txt)."""
+    colab = (stamp_colab.REPO_ROOT / "requirements-colab.txt").read_text()
+    pinned = re.search(r"^keras==(\d+)\.(\d+)\.", colab, flags=re.MULTILINE)
+    assert (int(pinned.group(1)), int(pinned.group(2))) == stamp_colab.TESTED_KERAS
 
 
 def test_bootstrap_does_nothing_outside_colab(tmp_path, capsys, monkeypatch):

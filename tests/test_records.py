@@ -131,6 +131,8 @@ def test_the_run_time_line_and_the_stamp():
         "TensorFlow 2.21.0, Keras 3.15.1; 2026-12-06)."
     )
     assert records.run_time_text(12.4) == "12 s"
+    registered = {**record, "machine": {"cpu": "Intel(R) Xeon(R) CPU @ 2.1GHz", "cores": 2}}
+    assert records.machine_text(registered) == "2-core Intel Xeon CPU @ 2.1GHz, no GPU"
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
         nbformat.v4.new_markdown_cell("# Title\n\n**Run time:** an old\nhistory.\n\nMore.")
@@ -146,6 +148,7 @@ def test_the_run_time_tables_take_each_records_time(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "docs").mkdir()
     notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("# 03 · Build")]
     notebook.metadata[records.RECORD_KEY] = RECORD
     nbformat.write(notebook, tmp_path / "notebooks" / "03_build.ipynb")
     (tmp_path / "README.md").write_text(
@@ -154,14 +157,20 @@ def test_the_run_time_tables_take_each_records_time(tmp_path):
         "| [04_eval](notebooks/04_eval.ipynb) | IoU | not recorded yet |\n"
     )
     (tmp_path / "docs" / "teaching.md").write_text("| 03 | 5 min | on a GPU: faster |\n")
-    changed = records.write_tables(tmp_path)
-    assert changed == [tmp_path / "README.md", tmp_path / "docs" / "teaching.md"]
+    changed = records.write_run_times(tmp_path)
+    assert changed == [
+        tmp_path / "notebooks" / "03_build.ipynb",
+        tmp_path / "README.md",
+        tmp_path / "docs" / "teaching.md",
+    ]
+    header = nbformat.read(changed[0], as_version=4).cells[0].source
+    assert header == f"# 03 · Build\n\n{records.run_time_line(RECORD)}"
     cell = "1 min 15 s (2-core Intel Xeon, no GPU)"
     assert f"| U-Nets | {cell} |" in (tmp_path / "README.md").read_text()
     assert "| IoU | not recorded yet |" in (tmp_path / "README.md").read_text()
     teaching = (tmp_path / "docs" / "teaching.md").read_text()
     assert teaching == f"| 03 | {cell} | on a GPU: faster |\n"
-    assert records.write_tables(tmp_path) == [], "a second run changes nothing"
+    assert records.write_run_times(tmp_path) == [], "a second run changes nothing"
 
 
 def test_the_committed_tables_show_the_records_run_times():
@@ -172,3 +181,17 @@ def test_the_committed_tables_show_the_records_run_times():
             f"{name}: run `python tools/records.py --tables`"
         )
         assert len(re.findall(pattern, text, flags=re.MULTILINE)) == len(NOTEBOOKS), name
+
+
+def test_the_colab_bootstrap_cell_is_left_out_of_the_fingerprint():
+    """It does nothing where outputs are made; tests/test_colab.py runs it on each path."""
+    from tools import stamp_colab
+
+    assert records.COLAB_BOOTSTRAP == stamp_colab.BOOTSTRAP_MARKER
+    notebook = nbformat.read(BUILD_AND_TRAIN, as_version=4)
+    before = records.notebook_fingerprint(notebook)
+    bootstrap = next(c for c in notebook.cells if c.source.startswith(records.COLAB_BOOTSTRAP))
+    bootstrap.source += "\nprint('a changed bootstrap')"
+    assert records.notebook_fingerprint(notebook) == before
+    bootstrap.source = "print('no longer the bootstrap')"
+    assert records.notebook_fingerprint(notebook) != before

@@ -12,8 +12,9 @@ Fingerprints are taken of normalised code: docstrings, comments and formatting d
 so editing them leaves every record fresh.
 
 python tools/records.py          # print the stale notebooks (exit status 1 if any)
-python tools/records.py --tables # write each record's run time into the README's and the
-                                 # teaching guide's tables (make outputs does it)
+python tools/records.py --run-times  # write each record's run time into its notebook's header
+                                    # and the README's and teaching guide's tables (make outputs
+                                    # does it after every run)
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ PACKAGE = "helpers"
 REQUIREMENTS = "requirements.txt"
 NOTEBOOK_CODE = "the notebook's code cells"
 RUN_TIME_PREFIX = "**Run time:**"
+# The Colab bootstrap cell (it begins with this line; tools/stamp_colab.py writes it) does nothing
+# outside Colab, where outputs are made, and tests/test_colab.py runs it on each of its paths: it
+# is left out of the fingerprint, so that a fix to it does not call for re-executing every lesson.
+COLAB_BOOTSTRAP = "# Colab only:"
 # The tables whose run-time column comes from the records: the README's notebook table (rows
 # start with the notebook's link) and the teaching guide's run times (rows start with its number).
 RUN_TIME_TABLES = {
@@ -81,10 +86,9 @@ def code_cells(notebook: nbformat.NotebookNode) -> list[str]:
 
 
 def notebook_fingerprint(notebook: nbformat.NotebookNode) -> str:
-    """The fingerprint of a notebook's code cells, in order."""
-    return digest(
-        "\n# ---- cell ----\n".join(normalised_python(cell_python(s)) for s in code_cells(notebook))
-    )
+    """The fingerprint of a notebook's code cells, in order (the Colab bootstrap left out)."""
+    lesson = [s for s in code_cells(notebook) if not s.startswith(COLAB_BOOTSTRAP)]
+    return digest("\n# ---- cell ----\n".join(normalised_python(cell_python(s)) for s in lesson))
 
 
 def file_fingerprint(path: Path) -> str:
@@ -215,8 +219,9 @@ def run_time_text(seconds: float) -> str:
 def machine_text(record: dict) -> str:
     """``"2-core Intel Xeon, no GPU"``: where the record's run took place."""
     machine = record["machine"]
+    cpu = re.sub(r"\s*\((R|TM)\)", "", machine["cpu"])  # "Intel(R) Xeon(R)" -> "Intel Xeon"
     device = f"GPU {machine['gpu']}" if machine.get("gpu") else "no GPU"
-    return f"{machine['cores']}-core {machine['cpu']}, {device}"
+    return f"{machine['cores']}-core {cpu}, {device}"
 
 
 def run_time_line(record: dict) -> str:
@@ -236,14 +241,12 @@ def run_time_cell(record: dict) -> str:
 
 def with_run_times(text: str, pattern: str, run_times: dict[str, str]) -> str:
     """``text`` with the run-time cell of each table row that ``pattern`` matches replaced by
-    ``run_times`` of the row's notebook number."""
+    ``run_times`` of the row's notebook number (a row of a notebook without one is kept)."""
 
     def replace(match: re.Match) -> str:
-        start, end = match.span("time")
-        line = match.group(0)
-        cell = run_times[match.group(1)]
-        offset = match.start()
-        return line[: start - offset] + cell + line[end - offset :]
+        start, end = (index - match.start() for index in match.span("time"))
+        cell = run_times.get(match.group(1), match.group("time"))  # no record: left as it is
+        return match.group(0)[:start] + cell + match.group(0)[end:]
 
     return re.sub(pattern, replace, text, flags=re.MULTILINE)
 
@@ -289,12 +292,31 @@ def stamp(notebook: nbformat.NotebookNode, record: dict) -> None:
     header.source = "\n\n".join(paragraphs)
 
 
+def write_run_times(root: Path = REPO_ROOT) -> list[Path]:
+    """Write each record's run-time line into its notebook's header, and the tables
+    (:func:`write_tables`); returns the files changed."""
+    changed = []
+    for path in sorted((root / "notebooks").glob("[0-9]*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        record = notebook.metadata.get(RECORD_KEY)
+        if not record or "wall_time_s" not in record:
+            continue
+        before = nbformat.writes(notebook)
+        stamp(notebook, record)
+        if nbformat.writes(notebook) != before:
+            nbformat.write(notebook, path)
+            changed.append(path)
+    return changed + write_tables(root)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", action="store_true", help="update the run-time tables")
-    if parser.parse_args().tables:
-        changed = write_tables()
-        print(f"run-time tables updated: {', '.join(p.name for p in changed) or 'none changed'}")
+    parser.add_argument(
+        "--run-times", action="store_true", help="write the records' run times where shown"
+    )
+    if parser.parse_args().run_times:
+        changed = write_run_times()
+        print(f"run times updated in: {', '.join(p.name for p in changed) or 'nothing changed'}")
         return 0
     paths = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     report = stale_report(paths)

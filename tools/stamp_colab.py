@@ -3,7 +3,8 @@
 The URL lives in one place, ``[project.urls] Repository`` in pyproject.toml. This script writes
 it into each notebook's first markdown cell ("Open in Colab" and "View on GitHub" links to the
 notebook's own path), into its bootstrap code cell (the one that begins ``# Colab only:``), and
-asks Colab for a GPU runtime in the notebook metadata. Only those parts are changed. On Colab the
+asks Colab for a GPU runtime in the notebook metadata when the notebook trains a model (a CPU
+runtime otherwise: 01 and 02 train nothing). Only those parts are changed. On Colab the
 bootstrap cell clones the repository when its URL answers, else unpacks the bundle that
 ``make colab-bundle`` writes (uploaded to /content), else stops and says which of the two to do.
 
@@ -31,6 +32,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
 BRANCH = "main"
 BOOTSTRAP_MARKER = "# Colab only:"
+# The oldest Keras the course is tested on (Colab's, requirements-colab.txt): older ones get the
+# course's own pins.
+TESTED_KERAS = (3, 13)
+# A notebook that calls one of these trains a model, and asks Colab for a GPU runtime.
+TRAINING_CALLS = (".fit(", "training.train(", "load_or_train(")
 _BADGE_LINE = re.compile(r"colab-badge\.svg|View%20on-GitHub|View on GitHub")
 
 BOOTSTRAP_TEMPLATE = """\
@@ -66,16 +72,22 @@ if "google.colab" in sys.modules:
                 " `make colab-bundle`) to /content via the Files pane, or set REPOSITORY_URL to a"
                 " repository you can reach; then run this cell again."
             )
-        # --no-deps keeps the TensorFlow and Keras that Colab ships: nothing to restart.
+        # --no-deps keeps the TensorFlow and Keras that Colab ships: nothing to restart;
+        # --no-build-isolation builds with Colab's setuptools, not one fetched from an index.
         pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, "--no-deps", "-e", COURSE_DIR], check=True)
-        if int(version("keras").split(".")[0]) < 3:
-            # Incompatible (helpers needs Keras 3): install the course's pinned TensorFlow and
-            # Keras from requirements.txt instead; the runtime then has to restart once.
+        subprocess.run([*pip, "--no-deps", "--no-build-isolation", "-e", COURSE_DIR], check=True)
+        keras_version = version("keras")
+        if tuple(int(part) for part in keras_version.split(".")[:2]) < {tested_keras}:
+            # Older than any Keras the course tests: install its pinned TensorFlow and Keras
+            # from requirements.txt instead; the runtime then has to restart once.
             with open(os.path.join(COURSE_DIR, "requirements.txt")) as pins:
                 wanted = [p.strip() for p in pins if p.startswith(("tensorflow==", "keras=="))]
             subprocess.run([*pip, *wanted], check=True)
-            print("Installed", *wanted, "- restart: Runtime > Restart session, then run all.")
+            print(f"Colab's Keras {{keras_version}} is older than the course tests: installed",
+                  *wanted, "- restart: Runtime > Restart session, then run all.")
+        else:
+            print(f"Using Colab's TensorFlow {{version('tensorflow')}} and Keras {{keras_version}}"
+                  " (`make colab-check` tests the course on Colab's versions).")
     os.chdir(os.path.join(COURSE_DIR, "notebooks"))
     sys.path.insert(0, COURSE_DIR)"""
 
@@ -104,7 +116,9 @@ def badge_lines(url: str, notebook: str) -> list[str]:
 
 def bootstrap_source(url: str) -> str:
     """The bootstrap cell's code for this repository URL."""
-    return BOOTSTRAP_TEMPLATE.format(url=url, branch=BRANCH, bundle=COLAB_BUNDLE)
+    return BOOTSTRAP_TEMPLATE.format(
+        url=url, branch=BRANCH, bundle=COLAB_BUNDLE, tested_keras=TESTED_KERAS
+    )
 
 
 def stamp(notebook: nbformat.NotebookNode, relative_path: str, url: str) -> list[str]:
@@ -154,14 +168,25 @@ def stamp(notebook: nbformat.NotebookNode, relative_path: str, url: str) -> list
         changes.append("bootstrap cell")
 
     metadata = notebook.metadata
-    if metadata.get("accelerator") != "GPU":
-        metadata["accelerator"] = "GPU"
-        changes.append("metadata accelerator: GPU")
     colab = metadata.setdefault("colab", {})
-    if "gpuType" not in colab:
-        colab["gpuType"] = "T4"
-        changes.append("metadata colab.gpuType: T4")
+    if trains(notebook):
+        if metadata.get("accelerator") != "GPU":
+            metadata["accelerator"] = "GPU"
+            changes.append("metadata accelerator: GPU")
+        if "gpuType" not in colab:
+            colab["gpuType"] = "T4"
+            changes.append("metadata colab.gpuType: T4")
+    elif "accelerator" in metadata or "gpuType" in colab:
+        metadata.pop("accelerator", None)
+        colab.pop("gpuType", None)
+        changes.append("metadata: a CPU runtime (the notebook trains nothing)")
     return changes
+
+
+def trains(notebook: nbformat.NotebookNode) -> bool:
+    """Whether a notebook trains a model (calls one of :data:`TRAINING_CALLS`)."""
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    return any(call in code for call in TRAINING_CALLS)
 
 
 def notebook_paths(arguments: list[Path]) -> list[Path]:
