@@ -23,8 +23,11 @@ PY_SOURCES := helpers tests tools benchmarks conftest.py
 NOTEBOOK_FILES = $(if $(NB),$(foreach n,$(NB),$(wildcard notebooks/$(n)_*.ipynb)),notebooks)
 SMALL_BUDGET := build/small-budget
 TEST_ARTIFACTS := build/test-artifacts
-# Colab's environment: its Python when this machine has it, its package versions
-COLAB_PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3.11)
+# Colab's environment: its Python (3.13, else the newest of 3.12 and 3.11 that runs here, on the
+# PATH or installed by pyenv), its package versions
+COLAB_PYTHON ?= $(shell for v in 3.13 3.12 3.11; do \
+	for p in python$$v $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v; do \
+	$$p -c '' 2>/dev/null && { echo $$p; exit; }; done; done)
 COLAB_VENV := .venv-colab
 COLAB_STAMP := $(COLAB_VENV)/.installed
 # what requirements-colab.txt pins instead of requirements.txt
@@ -66,7 +69,9 @@ $(COLAB_STAMP): requirements-colab.txt requirements.txt pyproject.toml
 	@touch $@
 
 colab-check: $(COLAB_STAMP)
-	@$(COLAB_VENV)/bin/python -c "import platform, tensorflow as tf, keras, numpy; print('==> Colab check on Python', platform.python_version(), '| TensorFlow', tf.__version__, '| Keras', keras.__version__, '| NumPy', numpy.__version__)"
+	@$(COLAB_VENV)/bin/python -c "import helpers, platform, tensorflow, keras, numpy; \
+		print('==> Colab check: Python', platform.python_version(), '| TensorFlow', \
+		tensorflow.__version__, '| Keras', keras.__version__, '| NumPy', numpy.__version__)"
 	@$(COLAB_VENV)/bin/python tools/small_budget.py $(SMALL_BUDGET)
 	@rm -rf $(TEST_ARTIFACTS)
 	@$(COLAB_VENV)/bin/python -m pytest -m "not slow" $(SMALL_BUDGET) tests

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +60,35 @@ def flat_dataset(root: Path, count: int, classes: dict | None = None) -> Path:
 
 def save_mask(path: Path, values: np.ndarray, **options) -> None:
     Image.fromarray(values.astype(np.uint8)).save(path, **options)
+
+
+def save_low_bit_mask(path: Path, values: np.ndarray, bits: int) -> None:
+    """A greyscale PNG of bit depth ``bits`` (1, 2 or 4), written byte by byte: Pillow before
+    12 ignores ``save(bits=...)`` and writes 8 bits (Colab's Pillow 11.3 does)."""
+    per_byte = 8 // bits
+    lines = b""
+    for row in values.astype(int):
+        padded = [*row, *[0] * (-len(row) % per_byte)]
+        packed = bytearray()
+        for start in range(0, len(padded), per_byte):
+            byte = 0
+            for value in padded[start : start + per_byte]:
+                byte = (byte << bits) | value
+            packed.append(byte)
+        lines += b"\x00" + bytes(packed)  # filter type 0 before each line
+
+    def chunk(kind: bytes, content: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + content))
+        return struct.pack(">I", len(content)) + kind + content + crc
+
+    height, width = values.shape
+    header = struct.pack(">IIBBBBB", width, height, bits, 0, 0, 0, 0)  # colour type 0: grey
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(lines))
+        + chunk(b"IEND", b"")
+    )
 
 
 # --- full verification, once per dataset state -------------------------------------------------
@@ -277,7 +308,9 @@ def test_low_bit_grey_masks_are_refused_with_the_reason(make_dataset, bits, scal
     root = make_dataset()
     mask = np.zeros((12, 16), np.uint8)
     mask[:4, :4] = 1
-    save_mask(root / "val/masks/val_1.png", mask, bits=bits)
+    save_low_bit_mask(root / "val/masks/val_1.png", mask, bits=bits)
+    with Image.open(root / "val/masks/val_1.png") as written:  # the file is what it claims
+        assert np.array(written).max() == scale
     message = rf"val_1.png is a {bits}-bit greyscale PNG.*come back as {scale}, {2 * scale}"
     with pytest.raises(DatasetError, match=message):
         data.load_dataset(root).split("val")

@@ -62,10 +62,22 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def _canonical(node: object) -> str:
+    """A syntax tree as text, the same on every Python version that parses it alike: node
+    types and their non-empty fields (``ast.dump`` adds the empty fields that newer versions
+    introduced, such as ``type_params``)."""
+    if isinstance(node, ast.AST):
+        fields = ((name, getattr(node, name, None)) for name in node._fields)
+        shown = [f"{name}={_canonical(value)}" for name, value in fields if value not in (None, [])]
+        return f"{type(node).__name__}({', '.join(shown)})"
+    if isinstance(node, list):
+        return f"[{', '.join(_canonical(item) for item in node)}]"
+    return repr(node)
+
+
 def normalised_python(source: str) -> str:
     """Python code as its syntax tree: comments, docstrings and formatting left out."""
-    tree = _without_docstrings(ast.parse(source))
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+    return _canonical(_without_docstrings(ast.parse(source)))
 
 
 def cell_python(source: str) -> str:
