@@ -23,12 +23,10 @@ from pathlib import Path
 import nbformat
 
 try:  # imported as tools.small_budget (the tests)
-    from tools.records import parameters
+    from tools.records import NOTEBOOKS, notebook_number, parameters
 except ModuleNotFoundError:  # run as a script: tools/ itself is on sys.path
-    from records import parameters
+    from records import NOTEBOOKS, notebook_number, parameters
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO_ROOT / "notebooks"
 METADATA_KEY = "small_budget"
 BUDGET_TAG = "depends-on-budget"
 IGNORE_TAG = "nbval-ignore-output"
@@ -89,8 +87,8 @@ def notebook_paths(numbers: list[str]) -> list[Path]:
     paths = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     if not numbers:
         return paths
-    chosen = [path for path in paths if path.name.split("_", 1)[0] in numbers]
-    missing = sorted(set(numbers) - {path.name.split("_", 1)[0] for path in chosen})
+    chosen = [path for path in paths if notebook_number(path) in numbers]
+    missing = sorted(set(numbers) - {notebook_number(path) for path in chosen})
     if missing:
         raise BudgetError(f"no notebook numbered {missing} in {NOTEBOOKS}")
     return chosen
