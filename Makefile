@@ -7,6 +7,8 @@
 #                 outputs (nbval), and the slow unit tests; NB="03 04": only those notebooks
 #   make outputs  re-execute the notebooks in place and write their execution records (how
 #                 committed outputs are produced); NB="03 04": only those notebooks
+#   make tidy     store the notebooks as the course does (figure policy, JupyterLab's metadata):
+#                 run it after saving a notebook from JupyterLab, before committing
 #   make lab      JupyterLab on the notebooks
 #   make colab-check  make test's fast tier in a second environment (.venv-colab) with Colab's
 #                 versions of TensorFlow, Keras, NumPy, ... (requirements-colab.txt)
@@ -33,7 +35,7 @@ COLAB_STAMP := $(COLAB_VENV)/.installed
 # what requirements-colab.txt pins instead of requirements.txt
 COLAB_PINNED := ^(tensorflow|tensorboard|keras|numpy|matplotlib|pillow|h5py|ml-dtypes|protobuf)==
 
-.PHONY: setup run test verify colab-check lint format lab outputs student colab-bundle benchmarks clean
+.PHONY: setup run test verify colab-check tidy lint format lab outputs student colab-bundle benchmarks clean
 
 setup: $(STAMP)
 
@@ -86,6 +88,9 @@ format: setup
 	@$(BIN)/ruff check --fix $(PY_SOURCES)
 	@$(BIN)/ruff format $(PY_SOURCES)
 	@$(BIN)/nbqa ruff --fix notebooks
+
+tidy: setup
+	@$(BIN)/python tools/run_notebooks.py --tidy
 
 lab: setup
 	@$(BIN)/jupyter lab notebooks
