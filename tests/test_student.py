@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def test_zip_holds_every_student_notebook_and_what_it_needs_to_run(student):
     assert not any("__pycache__" in name for name in names)
     packed = {name.removeprefix(f"{top}/") for name in names}
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    assert packed == on_disk, "the zip is the student folder"
+    assert packed == on_disk - {make_student.MADE_HERE}, "the zip is the student folder"
 
 
 @pytest.mark.parametrize("name", FAST_NOTEBOOKS)
@@ -107,3 +108,26 @@ def test_fast_student_notebooks_run_top_to_bottom_and_ask_to_fill_in(student, na
     for cell in checks:
         printed = "".join(output.get("text", "") for output in cell.outputs)
         assert printed.startswith("Fill in"), f"{name}: self-check printed {printed!r}"
+
+
+def test_a_student_folder_the_tool_did_not_make_is_never_deleted(tmp_path, capsys, monkeypatch):
+    """Issue 37: `make_student --output-dir D` deleted D/student/ whether or not it made it."""
+    mine = tmp_path / "student" / "my_notes.txt"
+    mine.parent.mkdir()
+    mine.write_text("a user's file")
+    with pytest.raises(make_student.StudentFolderError, match="was not made by `make student`"):
+        make_student.build(tmp_path, NOTEBOOKS[:1])
+    assert mine.read_text() == "a user's file"
+    monkeypatch.setattr(sys, "argv", ["make_student.py", "--output-dir", str(tmp_path)])
+    assert make_student.main() == 2
+    assert "Move it away or choose another --output-dir" in capsys.readouterr().err
+    assert mine.is_file()
+
+
+def test_a_student_folder_the_tool_made_is_replaced_and_its_mark_stays_out_of_the_zip(tmp_path):
+    folder, archive = make_student.build(tmp_path, NOTEBOOKS[:1])
+    (folder / "stale.txt").write_text("left by an earlier build")
+    folder, archive = make_student.build(tmp_path, NOTEBOOKS[:1])
+    assert not (folder / "stale.txt").exists() and (folder / make_student.MADE_HERE).is_file()
+    with zipfile.ZipFile(archive) as bundle:
+        assert not any(name.endswith(make_student.MADE_HERE) for name in bundle.namelist())

@@ -104,17 +104,36 @@ def write_zip(folder: Path, archive: Path, top_folder: str = ZIP_TOP_FOLDER) -> 
     """Pack ``folder`` into ``archive`` under ``top_folder`` ("" for none), in a stable order."""
     archive.unlink(missing_ok=True)
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MADE_HERE):
             name = PurePosixPath(top_folder, path.relative_to(folder).as_posix())
             bundle.write(path, str(name))
 
 
+# Written into every student folder this tool makes: the one mark that lets a later run replace
+# the folder. A folder without it is someone's own, and is never deleted.
+MADE_HERE = ".made-by-make-student"
+
+
+class StudentFolderError(RuntimeError):
+    """The student folder exists and this tool did not make it."""
+
+
 def build(output_dir: Path, notebooks: list[Path]) -> tuple[Path, Path]:
-    """Write ``output_dir/student/`` and ``output_dir/student.zip``; return both paths."""
+    """Write ``output_dir/student/`` and ``output_dir/student.zip``; return both paths.
+
+    An earlier student folder is replaced only if this tool made it (:data:`MADE_HERE`);
+    any other folder of that name raises :class:`StudentFolderError` and is left as it is.
+    """
     folder = output_dir / "student"
     if folder.exists():
+        if not (folder / MADE_HERE).is_file():
+            raise StudentFolderError(
+                f"{folder} exists and was not made by `make student`: nothing in it was touched. "
+                "Move it away or choose another --output-dir, then run again."
+            )
         shutil.rmtree(folder)
     (folder / "notebooks").mkdir(parents=True)
+    (folder / MADE_HERE).touch()
     for path in notebooks:
         notebook = nbformat.read(path, as_version=4)
         student = student_notebook(notebook)
@@ -159,7 +178,11 @@ def main() -> int:
         print("    to /content in the Files pane, then run a notebook's first code cell")
         return 0
     print(f"==> student copies of {len(notebooks)} notebook(s)")
-    folder, archive = build(args.output_dir, notebooks)
+    try:
+        folder, archive = build(args.output_dir, notebooks)
+    except StudentFolderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"==> {folder}/ (notebooks/, helpers/, ...) and {archive} to hand out")
     return 0
 
