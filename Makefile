@@ -32,8 +32,8 @@ COLAB_PYTHON ?= $(shell for v in 3.13 3.12 3.11; do \
 	$$p -c '' 2>/dev/null && { echo $$p; exit; }; done; done)
 COLAB_VENV := .venv-colab
 COLAB_STAMP := $(COLAB_VENV)/.installed
-# what requirements-colab.txt pins instead of requirements.txt
-COLAB_PINNED := ^(tensorflow|tensorboard|keras|numpy|matplotlib|pillow|h5py|ml-dtypes|protobuf)==
+# the packages requirements-colab.txt pins, as a pattern of requirement lines
+COLAB_PINNED = ^($(shell sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' requirements-colab.txt | paste -sd'|' -))==
 
 .PHONY: setup run test verify colab-check tidy lint format lab outputs student colab-bundle benchmarks clean
 

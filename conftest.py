@@ -13,9 +13,10 @@ notebook is one unit of work, sent whole to one worker. A notebook that loads th
 03 saves (it calls `training.load_or_train`) joins 03's unit and runs after it on the same
 worker; run before 03 has finished, it would train a model of its own and print something else
 than its committed output. A unit-test file is one unit too (its module fixtures are built once).
-Units start in collection order (pyproject.toml lists notebooks/ first, so the long notebooks
-start at once); a worker takes the next unit when it runs out of work. TensorFlow in each worker
-and its kernels runs on its share of the cores (one thread each on two cores; see below).
+Units start in collection order (the Makefile names the notebooks before tests/, so the long
+notebooks start at once); a worker takes the next unit when it runs out of work. TensorFlow in
+each worker and its kernels runs on its share of the cores (one thread each on two cores; see
+below).
 """
 
 from __future__ import annotations
