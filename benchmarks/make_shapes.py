@@ -1,4 +1,4 @@
-"""Benchmark: how fast `helpers.data.make_shapes` generates pairs (goal: >= 200 pairs/s at 128x128).
+"""Benchmark: how fast `helpers.shapes.make_shapes` makes pairs (goal: >= 200 pairs/s at 128x128).
 
 python benchmarks/make_shapes.py [--pairs 600] [--image-size 128]
 """
@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers import data
+from helpers import shapes
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for repeat in range(args.repeats):
             start = time.perf_counter()
-            data.make_shapes(
+            shapes.make_shapes(
                 Path(folder) / f"shapes_{repeat}",
                 split_sizes={"train": args.pairs},
                 image_size=args.image_size,

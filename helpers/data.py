@@ -1,95 +1,45 @@
-"""Datasets on disk: the layout contract, validation, and the offline ``shapes`` generator.
+"""Datasets on disk: loading, full verification (cached), and mask conversion.
 
-Introduced in notebook 01. Every dataset, generated, downloaded or the reader's own, follows::
-
-    <root>/classes.json                      {"names": [...], "colors": [[r, g, b], ...],
-                                              "ignore_index": 255}   (ignore_index optional)
-    <root>/<split>/images/<stem>.png|.jpg    RGB (grayscale / RGBA are converted by the pipeline)
-    <root>/<split>/masks/<stem>.png          one channel, uint8 class ids 0..C-1 or ignore_index
-
-A folder with only ``images/`` and ``masks/`` (no splits) is split deterministically.
-Every pair is verified fully (decoded) before it is used; the verdict on a valid dataset is
-cached per file state under ``data/.verified/``, so the next run starts at once.
+Introduced in notebook 01. :func:`load_dataset` opens a folder in the layout of
+:mod:`helpers.layout`, generating ``shapes`` (:mod:`helpers.shapes`) or downloading
+``oxford_pets`` (:mod:`helpers.oxford_pets`) on first use. A folder with only ``images/`` and
+``masks/`` (no splits) is split deterministically. Every pair is verified fully (decoded)
+before it is used; the verdict on a valid dataset is cached per file state under
+``data/.verified/``, so the next run starts at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import re
-import shutil
 import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
-from helpers import DATA_DIR
+from helpers import DATA_DIR, oxford_pets, shapes
+from helpers.layout import IMAGE_FORMATS, IMAGE_SUFFIXES, MASK_SUFFIXES, read_classes
 
-SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-# Masks must be PNG; the other suffixes are looked for only to refuse them with a reason.
-MASK_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff", ".bmp", ".gif")
-IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # what tf.io.decode_image reads
+# The contract's names that readers use as ``data.X`` (notebook 01).
+from helpers.layout import SPLITS as SPLITS
+from helpers.layout import Classes as Classes
+from helpers.layout import DatasetError as DatasetError
+from helpers.layout import Pair as Pair
+
 # Fractions of a split-less folder that go to train and val; the rest is test.
 DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1)
 MIN_EVAL_PAIRS = 3  # a val or test split with fewer pairs measures nothing: a note says so
-GENERATOR_MARKER = "GENERATED.json"
 VERIFIER_VERSION = 1  # bump when the checks change: cached verdicts are then redone
 # A file modified this recently may change again within the file system's timestamp
 # resolution without a new mtime: such a dataset state is verified but not cached.
 RACY_SECONDS = 2.0
 EXIF_ORIENTATION = 0x0112
-
-
-def __getattr__(name: str) -> object:
-    """``download_oxford_pets`` lives in :mod:`helpers.oxford_pets`, which imports this module."""
-    if name == "download_oxford_pets":
-        from helpers.oxford_pets import download_oxford_pets
-
-        return download_oxford_pets
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class DatasetError(ValueError):
-    """A dataset on disk breaks the layout contract; the message names the file and the fix."""
-
-
-@dataclass(frozen=True)
-class Classes:
-    """Class names, their display colours and the label value that no loss or metric counts."""
-
-    names: tuple[str, ...]
-    colors: tuple[tuple[int, int, int], ...]
-    ignore_index: int | None = None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.names)
-
-    def to_json(self) -> dict[str, object]:
-        document: dict[str, object] = {
-            "names": list(self.names),
-            "colors": [list(color) for color in self.colors],
-        }
-        if self.ignore_index is not None:
-            document["ignore_index"] = self.ignore_index
-        return document
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One training example on disk: an image file and its mask file (same stem)."""
-
-    image: Path
-    mask: Path
 
 
 @dataclass
@@ -178,65 +128,6 @@ class Dataset:
         return splits
 
 
-def read_classes(root: Path) -> Classes:
-    """Read and validate ``root/classes.json`` (a UTF-8 byte-order mark is allowed)."""
-    path = root / "classes.json"
-    example = '{"names": ["background", "cat"], "colors": [[0, 0, 0], [255, 0, 0]]}'
-    if not path.is_file():
-        raise DatasetError(f"{path} is missing. Fix: create it, for example {example}")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError as error:
-        raise DatasetError(f"{path} is not UTF-8 text ({error}). Fix: save it as UTF-8.") from None
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path} is not valid JSON ({error}). Fix: see {example}") from None
-    names = document.get("names") if isinstance(document, dict) else None
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise DatasetError(f"{path} needs a non-empty list of class names under 'names'.")
-    if len(names) > 255:
-        raise DatasetError(f"{path}: at most 255 classes fit in a uint8 mask.")
-    colors = document.get("colors")
-    if (
-        not isinstance(colors, list)
-        or len(colors) != len(names)
-        or not all(
-            isinstance(c, list)
-            and len(c) == 3
-            and all(isinstance(v, int) and 0 <= v < 256 for v in c)
-            for c in colors
-        )
-    ):
-        raise DatasetError(
-            f"{path} needs one [r, g, b] colour (0..255) per class under 'colors' "
-            f"({len(names)} classes)."
-        )
-    ignore_index = document.get("ignore_index")
-    if ignore_index is not None and (
-        not isinstance(ignore_index, int) or not len(names) <= ignore_index <= 255
-    ):
-        raise DatasetError(
-            f"{path}: ignore_index must be an integer from {len(names)} to 255, or absent."
-        )
-    _check_class_table(path, names, colors)
-    return Classes(tuple(names), tuple(tuple(c) for c in colors), ignore_index)
-
-
-def _check_class_table(path: Path, names: list[str], colors: list[list[int]]) -> None:
-    """Refuse a single class and repeated names or colours (each would mislead silently)."""
-    if len(names) < 2:
-        raise DatasetError(
-            f"{path} defines one class ({names[0]!r}); segmentation needs at least two (for "
-            "example background and object). Fix: add the background class as class 0."
-        )
-    for kind, values in (("name", names), ("colour", [tuple(c) for c in colors])):
-        repeated = sorted({str(v) for v in values if values.count(v) > 1})
-        if repeated:
-            raise DatasetError(
-                f"{path} repeats the class {kind}(s) {', '.join(repeated)}: classes must be "
-                f"told apart in tables and pictures. Fix: give each class its own {kind}."
-            )
-
-
 def load_dataset(
     name_or_path: str | os.PathLike[str] = "shapes",
     *,
@@ -244,8 +135,9 @@ def load_dataset(
 ) -> Dataset:
     """Open a dataset by name (a folder under ``data/``) or by path.
 
-    ``"shapes"`` is generated on first use (see :func:`make_shapes`), ``"oxford_pets"`` is
-    downloaded and converted on first use (see :func:`download_oxford_pets`).
+    ``"shapes"`` is generated on first use (see :func:`helpers.shapes.make_shapes`),
+    ``"oxford_pets"`` is downloaded and converted on first use (see
+    :func:`helpers.oxford_pets.download_oxford_pets`).
     ``split_fractions=(train, val)`` (the rest is test; default (0.8, 0.1)) choose how a
     folder without splits is divided.
     """
@@ -254,13 +146,11 @@ def load_dataset(
         root = DATA_DIR / root
     if str(name_or_path) == "shapes":
         if not root.exists():
-            make_shapes(root)
-        elif _outdated_shapes(root):
+            shapes.make_shapes(root)
+        elif shapes.outdated(root):
             print(f"{root} was generated by an older version of make_shapes: regenerating it.")
-            make_shapes(root, overwrite=True)
+            shapes.make_shapes(root, overwrite=True)
     if str(name_or_path) == "oxford_pets" and not root.exists():
-        from helpers import oxford_pets
-
         oxford_pets.download_oxford_pets(root)
     if not root.is_dir():
         available = (
@@ -293,20 +183,6 @@ def _checked_fractions(root: Path, fractions: tuple[float, float]) -> tuple[floa
             "and train + val <= 1 (the rest is test), for example (0.7, 0.15)."
         )
     return train, val
-
-
-def _outdated_shapes(root: Path) -> bool:
-    """True if ``root`` holds a ``shapes`` dataset that an older make_shapes generated."""
-    marker = root / GENERATOR_MARKER
-    if not marker.is_file():
-        return False
-    try:
-        made = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return made.get("generator") == "helpers.data.make_shapes" and (
-        made.get("version") != SHAPES_VERSION
-    )
 
 
 # --- listing: which files pair up, and in which split ------------------------------------------
@@ -824,7 +700,7 @@ def convert_mask(
                 lookup[old] = new
             ids = lookup[values]
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(ids, mode="L").save(output)
+    Image.fromarray(ids).save(output)  # uint8, one channel: mode L
     return Path(output)
 
 
@@ -836,241 +712,3 @@ def class_pixel_counts(pairs: list[Pair], num_classes: int) -> np.ndarray:
             values = np.asarray(mask).ravel()
         counts += np.bincount(values[values < num_classes], minlength=num_classes)
     return counts
-
-
-# ----------------------------------------------------------------------------------------------
-# The offline `shapes` dataset
-# ----------------------------------------------------------------------------------------------
-
-SHAPES_CLASSES = Classes(
-    names=("background", "circle", "square", "triangle", "star"),
-    colors=((40, 40, 40), (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25)),
-    ignore_index=255,
-)
-SHAPES_SPLIT_SIZES = {"train": 480, "val": 96, "test": 96}
-# Calibrated for the CPU training scale (64x64, half the stored side), where a star is still
-# 17-23 pixels across and the smallest square or circle 23: with smaller objects, or stronger
-# blur, stripes and noise, nearly all errors were half-pixel shifts of outlines, and the recipe
-# plateaued near 0.85 validation mean IoU instead of 0.9 within two minutes (issue 4).
-# Radii as fractions of the image side: stars are the small, rare class (~1.2% of the pixels).
-SHAPE_RADIUS = (0.18, 0.32)
-STAR_RADIUS = (0.13, 0.18)
-STAR_PROBABILITY = 0.3  # share of images with a star
-STAR_INNER_RATIO = 0.5  # inner / outer radius of the five-pointed star
-# Largest rotation of polygons away from upright (squares axis-aligned, triangles pointing up).
-MAX_ROTATION_DEGREES = 15.0
-BLUR_PROBABILITY = 0.15  # share of shapes drawn with soft (Gaussian-blurred) edges
-STRIPE_AMPLITUDE = 6.0  # brightness swing of the background's stripes (0..255 scale)
-NOISE_SIGMA = 6.0  # per-pixel Gaussian noise (0..255 scale)
-# Bumped whenever the generator's output changes: load_dataset("shapes") then regenerates an
-# older generated copy (never a folder make_shapes did not write).
-SHAPES_VERSION = 2
-
-
-def make_shapes(
-    root: str | os.PathLike[str] = DATA_DIR / "shapes",
-    *,
-    split_sizes: dict[str, int] | None = None,
-    image_size: int = 128,
-    seed: int = 0,
-    overwrite: bool = False,
-    object_scale: int | None = None,
-) -> Path:
-    """Generate the offline ``shapes`` dataset into ``root`` and return ``root``.
-
-    Images are RGB scenes of random-coloured circles, squares, triangles and (rarely, small)
-    stars on noisy textured backgrounds; the *shape*, not the colour, decides the class.
-    Shapes overlap, and about one in seven has soft (blurred) edges. Deterministic from ``seed``.
-    ``object_scale`` makes large scenes of small objects (see :func:`shapes_scene`).
-
-    The folder is written under a temporary name and renamed when complete, so a half-written
-    dataset is never taken for a finished one. An existing ``root`` is kept unless
-    ``overwrite=True``, and even then only a folder this function generated is replaced.
-    """
-    root = Path(root)
-    sizes = dict(SHAPES_SPLIT_SIZES if split_sizes is None else split_sizes)
-    if root.exists():
-        if not overwrite:
-            raise FileExistsError(
-                f"{root} exists; it is kept as it is. Pass overwrite=True to regenerate it."
-            )
-        if not (root / GENERATOR_MARKER).is_file():
-            raise FileExistsError(
-                f"{root} exists and was not made by make_shapes; it is never replaced. "
-                "Choose another folder or move it away."
-            )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-partial-", dir=root.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; a dataset is for everyone who can read data/
-    try:
-        (staging / "classes.json").write_text(
-            json.dumps(SHAPES_CLASSES.to_json(), indent=2) + "\n", encoding="utf-8"
-        )
-        for split_number, (split, count) in enumerate(sizes.items()):
-            (staging / split / "images").mkdir(parents=True)
-            (staging / split / "masks").mkdir(parents=True)
-
-            def write_pair(index: int, split: str = split, split_number: int = split_number):
-                # One generator per pair: the result does not depend on thread scheduling.
-                rng = np.random.default_rng([seed, split_number, index])
-                image, mask = shapes_scene(rng, image_size, object_scale)
-                stem = f"{split}_{index:05d}"
-                for array, folder in ((image, "images"), (mask, "masks")):
-                    Image.fromarray(array).save(
-                        staging / split / folder / f"{stem}.png", compress_level=1
-                    )
-
-            # PIL and NumPy release the GIL for most of the work, so threads use every core.
-            with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-                list(pool.map(write_pair, range(count)))
-        marker = {
-            "generator": "helpers.data.make_shapes",
-            "version": SHAPES_VERSION,
-            "seed": seed,
-            "image_size": image_size,
-            "object_scale": object_scale,
-            "split_sizes": sizes,
-        }
-        (staging / GENERATOR_MARKER).write_text(
-            json.dumps(marker, indent=2) + "\n", encoding="utf-8"
-        )
-        # Only a regeneration that was asked for replaces `root`. Without overwrite, a `root` that
-        # exists now was published meanwhile by another process (two notebooks starting at once,
-        # `make test`'s two workers): keep theirs, which may be in use, and drop this copy.
-        replace = overwrite and root.exists()
-        if replace:
-            _move_aside_foreign_files(root)
-        publish(staging, root, replace=replace)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return root
-
-
-# What make_shapes writes: anything else in its folder was added by someone else.
-_GENERATED_FILE = re.compile(r"classes\.json|GENERATED\.json|(\w+)/(images|masks)/\1_\d{5}\.png")
-
-
-def _move_aside_foreign_files(root: Path) -> Path | None:
-    """Move the files under ``root`` that make_shapes did not write to a sibling folder.
-
-    Regenerating replaces ``root`` as a whole; this keeps a reader's own files (never deleted).
-    Returns the folder they were moved to, or None if there were none.
-    """
-    foreign = [
-        Path(folder, name).relative_to(root)
-        for folder, _, names in os.walk(root)
-        for name in names
-        if not _GENERATED_FILE.fullmatch(Path(folder, name).relative_to(root).as_posix())
-    ]
-    if not foreign:
-        return None
-    kept = root.parent / f"{root.name}-kept-{time.strftime('%Y%m%d-%H%M%S')}"
-    while kept.exists():
-        kept = kept.with_name(kept.name + "-")
-    for relative in foreign:
-        (kept / relative).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(root / relative, kept / relative)
-    print(
-        f"Moved {len(foreign)} file(s) that make_shapes did not write from {root} to {kept} "
-        "before regenerating it (nothing was deleted)."
-    )
-    return kept
-
-
-def publish(staging: Path, root: Path, replace: bool) -> None:
-    """Move a finished dataset from ``staging`` to ``root`` in one rename (``replace``: delete
-    an existing ``root`` first). If another process published ``root`` meanwhile, keep theirs."""
-    if replace and root.exists():
-        shutil.rmtree(root)
-    try:
-        staging.rename(root)
-    except OSError:
-        if not (root / GENERATOR_MARKER).is_file():
-            raise
-
-
-def _textured_background(rng: np.random.Generator, size: int, cells: int = 1) -> np.ndarray:
-    """Smooth colour blotches and faint stripes, as float32 RGB in [0, 255].
-
-    ``cells`` per side: a large scene keeps the blotch size of ``cells`` x ``cells`` small ones.
-    """
-    coarse = rng.uniform(40, 200, size=(4 * cells, 4 * cells, 3)).astype(np.uint8)
-    blotches = np.asarray(
-        Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32
-    )
-    y, x = np.mgrid[0:size, 0:size]
-    angle, period = rng.uniform(0, math.pi), rng.uniform(6, 20)
-    stripes = STRIPE_AMPLITUDE * np.sin(
-        (x * math.cos(angle) + y * math.sin(angle)) * 2 * math.pi / period
-    )
-    return blotches + stripes[..., None].astype(np.float32)
-
-
-def _shape_polygon(kind: str, cx: float, cy: float, radius: float, angle: float) -> list[tuple]:
-    if kind == "square":
-        corners, radii = 4, [radius] * 4
-    elif kind == "triangle":
-        corners, radii = 3, [radius * 1.15] * 3
-    else:  # star: five points alternating between outer and inner radius
-        inner = radius * STAR_INNER_RATIO
-        corners, radii = 10, [radius if i % 2 == 0 else inner for i in range(10)]
-    return [
-        (
-            cx + r * math.cos(angle + 2 * math.pi * i / corners),
-            cy + r * math.sin(angle + 2 * math.pi * i / corners),
-        )
-        for i, r in enumerate(radii)
-    ]
-
-
-def shapes_scene(
-    rng: np.random.Generator, size: int = 128, object_scale: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """One ``shapes`` image (uint8 RGB) and its mask (uint8 class ids), drawn with ``rng``.
-
-    ``object_scale`` (default: ``size``) is the side of the scene that sets the objects' sizes
-    and density. A *large scene* (notebook 06) keeps small objects on a big canvas:
-    ``shapes_scene(rng, 1024, object_scale=128)`` looks like 8 x 8 ordinary scenes side by side,
-    without seams. ``size`` must then be a multiple of ``object_scale``.
-    """
-    scale = object_scale or size
-    if size % scale:
-        raise ValueError(f"size {size} must be a multiple of object_scale {scale}")
-    cells = size // scale
-    image = _textured_background(rng, size, cells)
-    mask = Image.new("L", (size, size), 0)
-    kinds = ["circle", "square", "triangle"]
-    placed = []  # (kind, cell row, cell column)
-    for cell in range(cells * cells):
-        chosen = [kinds[i] for i in rng.integers(0, 3, size=rng.integers(1, 4))]
-        if rng.random() < STAR_PROBABILITY:  # the rare class: small stars in some images
-            chosen.append("star")
-        placed += [(kind, *divmod(cell, cells)) for kind in chosen]
-    blur = scale / 64
-    for kind, row, column in placed:
-        class_id = SHAPES_CLASSES.names.index(kind)
-        radius = scale * rng.uniform(*(STAR_RADIUS if kind == "star" else SHAPE_RADIUS))
-        cx, cy = rng.uniform(radius, scale - radius, size=2) + np.array([column, row]) * scale
-        # Draw in a window around the object (a large scene has hundreds of them).
-        reach = 1.15 * radius + 4 * blur + 2
-        x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
-        x1, y1 = min(size, int(cx + reach) + 1), min(size, int(cy + reach) + 1)
-        layer = Image.new("L", (x1 - x0, y1 - y0), 0)
-        draw = ImageDraw.Draw(layer)
-        lx, ly = cx - x0, cy - y0
-        if kind == "circle":
-            draw.ellipse((lx - radius, ly - radius, lx + radius, ly + radius), fill=255)
-        else:
-            upright = {"square": math.pi / 4, "triangle": -math.pi / 2, "star": -math.pi / 2}[kind]
-            turn = math.radians(rng.uniform(-MAX_ROTATION_DEGREES, MAX_ROTATION_DEGREES))
-            draw.polygon(_shape_polygon(kind, lx, ly, radius, upright + turn), fill=255)
-        mask.paste(class_id, (x0, y0), mask=layer)  # later shapes cover earlier ones
-        if rng.random() < BLUR_PROBABILITY:  # a soft, blurred boundary: the label stays sharp
-            layer = layer.filter(ImageFilter.GaussianBlur(radius=blur))
-        alpha = np.asarray(layer, dtype=np.float32)[..., None] / 255
-        color = rng.uniform(0, 255, size=3).astype(np.float32)
-        window = image[y0:y1, x0:x1]
-        window += (color - window) * alpha
-    image += NOISE_SIGMA * rng.standard_normal(size=image.shape, dtype=np.float32)
-    return np.clip(image, 0, 255).astype(np.uint8), np.asarray(mask)

@@ -11,11 +11,19 @@ the loss applies it (``from_logits=True``).
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Iterable
+from pathlib import Path
 
 import keras
 from keras import layers
+
+from helpers import REPO_ROOT
+
+# The ImageNet weights of MobileNetV2 (alpha 1.0, no top) that ship with the course (weights/).
+IMAGENET_WEIGHTS = REPO_ROOT / "weights" / "mobilenet_v2_1.0_no_top_imagenet.weights.h5"
+IMAGENET_WEIGHTS_SHA256 = "b0763dbf82d6890d86859267907928fc467fbbb4bba461d054965f4dfb400d33"
 
 MOBILENET_V2_SKIPS = (  # MobileNetV2 layers whose outputs feed the decoder, at 1/2 .. 1/16
     "block_1_expand_relu",
@@ -198,6 +206,22 @@ def set_trainable(chosen: Iterable[layers.Layer], trainable: bool) -> None:
             set_trainable(layer.layers, trainable)
 
 
+def imagenet_weights(path: Path = IMAGENET_WEIGHTS) -> Path:
+    """The shipped ImageNet MobileNetV2 weights, after checking their SHA-256."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing. Fix: restore it from the course repository (weights/), or pass "
+            'weights=None (random) or the path of a backbone ".weights.h5" file.'
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != IMAGENET_WEIGHTS_SHA256:
+        raise ValueError(
+            f"{path} is not the file the course ships (SHA-256 {digest[:12]}..., expected "
+            f"{IMAGENET_WEIGHTS_SHA256[:12]}...). Fix: restore it from the course repository."
+        )
+    return path
+
+
 def mobilenet_v2_unet(
     num_classes: int,
     image_size: int | None = None,
@@ -208,7 +232,8 @@ def mobilenet_v2_unet(
 ) -> keras.Model:
     """A U-Net whose encoder is Keras' MobileNetV2 (as the TensorFlow tutorial), taught in 07.
 
-    ``weights``: None (random), ``"imagenet"`` (downloaded once by Keras) or the path of a
+    ``weights``: None (random), ``"imagenet"`` (with ``alpha=1.0`` the file that ships with the
+    course, checked, offline; other widths are downloaded once by Keras) or the path of a
     backbone ``.weights.h5`` file. Inputs are images in [0, 1], rescaled inside the model to
     the [-1, 1] MobileNetV2 expects. The outputs of :data:`MOBILENET_V2_SKIPS` (1/2 .. 1/16)
     feed a decoder of transposed convolutions and conv blocks; logits at full resolution. The
@@ -216,6 +241,8 @@ def mobilenet_v2_unet(
     Sides must be multiples of 32.
     """
     _check_image_size(image_size, 5, "MobileNetV2 U-Net")
+    if weights == "imagenet" and alpha == 1.0:
+        weights = str(imagenet_weights())
     inputs = keras.Input((image_size, image_size, 3), name="image")
     with warnings.catch_warnings():  # "weights for input shape (224, 224) will be loaded": fine
         warnings.filterwarnings("ignore", message=".*input_shape.*", category=UserWarning)

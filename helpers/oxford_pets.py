@@ -49,9 +49,12 @@ import numpy as np
 from PIL import Image
 
 from helpers import DATA_DIR
-from helpers.data import GENERATOR_MARKER, Classes, DatasetError, publish
+from helpers.layout import GENERATOR_MARKER, Classes, DatasetError, publish
 
 OXFORD_PETS_URL = "https://thor.robots.ox.ac.uk/~vgg/data/pets/"
+# The marker's "generator". It names the module that held this function when the marker was
+# introduced; kept as it is so that existing conversions are still recognised.
+GENERATOR = "helpers.data.download_oxford_pets"
 
 
 class Archive(NamedTuple):
@@ -133,7 +136,7 @@ def download_oxford_pets(
             for name, expected in archives.items()
         }
         marker = {
-            "generator": "helpers.data.download_oxford_pets",
+            "generator": GENERATOR,
             **options,
             "archives": {name: expected.sha256 for name, expected in archives.items()},
         }
@@ -203,10 +206,7 @@ def _prepared_with(root: Path, options: dict[str, object], overwrite: bool) -> b
         marker = json.loads((root / GENERATOR_MARKER).read_text())
     except (OSError, ValueError):
         marker = None
-    if (
-        not isinstance(marker, dict)
-        or marker.get("generator") != "helpers.data.download_oxford_pets"
-    ):
+    if not isinstance(marker, dict) or marker.get("generator") != GENERATOR:
         raise DatasetError(
             f"{root} exists but was not prepared by download_oxford_pets; it is never replaced. "
             "Fix: move it away, or pass another root."
@@ -758,7 +758,7 @@ def _write_mask(trimap: Path, folder: Path, lookup: np.ndarray) -> tuple[int, in
     ids = lookup[values]
     if (ids < 0).any():
         return f"trimap values {sorted(np.unique(values[ids < 0]).tolist())}"
-    Image.fromarray(ids.astype(np.uint8), mode="L").save(folder / trimap.name)
+    Image.fromarray(ids.astype(np.uint8)).save(folder / trimap.name)  # one channel: mode L
     return size
 
 

@@ -33,7 +33,8 @@ import tensorflow as tf
 from PIL import Image
 
 from helpers import metrics, models, pipeline, runtime, training
-from helpers.data import Classes, Dataset, Pair
+from helpers.data import Dataset
+from helpers.layout import Classes, Pair
 
 Clock = Callable[[], float]
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from helpers.data import Pair
+from helpers.layout import Pair
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from helpers.data import Classes, Pair
+from helpers.layout import Classes, Pair
 from helpers.pipeline import resize_mask
 
 SAMPLE_SIZE = 32  # masks measured, spread evenly over the pairs: enough for shares and widths

@@ -41,7 +41,8 @@ from helpers import (
     resolution,
     runtime,
 )
-from helpers.data import Classes, Dataset, class_pixel_counts
+from helpers.data import Dataset, class_pixel_counts
+from helpers.layout import Classes
 
 
 class NoGPUError(RuntimeError):

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from helpers.calibration import Reliability, expected_calibration_error
-from helpers.data import Classes
+from helpers.layout import Classes
 from helpers.metrics import RegionScores, iou_by_size
 
 IGNORE_COLOR = (255, 255, 255)

@@ -1,4 +1,5 @@
-"""helpers.data: the layout contract, every bad input's message, and the shapes generator."""
+"""The layout contract (helpers.layout), every bad input's message (helpers.data) and the
+shapes generator (helpers.shapes)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import data
-from helpers.data import DatasetError
+from helpers import data, layout, shapes
+from helpers.layout import DatasetError
 from tests.conftest import CLASSES_JSON, write_pair
 
 
@@ -295,10 +296,10 @@ def test_class_pixel_counts_skips_ignore(make_dataset):
 
 def test_make_shapes_is_deterministic_complete_and_valid(tmp_path):
     sizes = {"train": 6, "val": 2, "test": 2}
-    first = data.make_shapes(tmp_path / "a", split_sizes=sizes, image_size=48, seed=3)
-    second = data.make_shapes(tmp_path / "b", split_sizes=sizes, image_size=48, seed=3)
+    first = shapes.make_shapes(tmp_path / "a", split_sizes=sizes, image_size=48, seed=3)
+    second = shapes.make_shapes(tmp_path / "b", split_sizes=sizes, image_size=48, seed=3)
     dataset = data.load_dataset(first)
-    assert dataset.classes == data.SHAPES_CLASSES
+    assert dataset.classes == shapes.SHAPES_CLASSES
     for split, count in sizes.items():
         pairs = dataset.split(split, verify="full")
         assert len(pairs) == count
@@ -314,7 +315,7 @@ def test_shapes_scene_classes_and_imbalance():
     rng = np.random.default_rng(0)
     counts = np.zeros(5, np.int64)
     for _ in range(60):
-        image, mask = data.shapes_scene(rng, 64)
+        image, mask = shapes.shapes_scene(rng, 64)
         assert image.shape == (64, 64, 3) and image.dtype == np.uint8
         assert mask.shape == (64, 64) and mask.dtype == np.uint8
         counts += np.bincount(mask.ravel(), minlength=5)
@@ -324,17 +325,23 @@ def test_shapes_scene_classes_and_imbalance():
 
 
 def test_make_shapes_never_overwrites_without_being_asked(tmp_path):
-    root = data.make_shapes(tmp_path / "s", split_sizes={"train": 1}, image_size=16)
+    root = shapes.make_shapes(tmp_path / "s", split_sizes={"train": 1}, image_size=16)
     with pytest.raises(FileExistsError, match=r"kept as it is\. Pass overwrite=True"):
-        data.make_shapes(root, split_sizes={"train": 1}, image_size=16)
-    data.make_shapes(root, split_sizes={"train": 2}, image_size=16, overwrite=True)
-    assert len(list((root / "train/images").iterdir())) == 2
+        shapes.make_shapes(root, split_sizes={"train": 1}, image_size=16)
+    marker = root / layout.GENERATOR_MARKER
+    made = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**made, "generator": "helpers.data.make_shapes"}))
+    shapes.make_shapes(root, split_sizes={"train": 2}, image_size=16, overwrite=True)
+    assert len(list((root / "train/images").iterdir())) == 2, "the name before the split counts"
 
     user_folder = tmp_path / "mine"
     user_folder.mkdir()
     (user_folder / "precious.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="not made by make_shapes; it is never replaced"):
-        data.make_shapes(user_folder, overwrite=True)
+    (other := tmp_path / "other").mkdir()  # made by another generator, e.g. download_oxford_pets
+    (other / layout.GENERATOR_MARKER).write_text(json.dumps({**made, "generator": "elsewhere"}))
+    for folder in (user_folder, other):
+        with pytest.raises(FileExistsError, match="not made by make_shapes; it is never replaced"):
+            shapes.make_shapes(folder, overwrite=True)
     assert (user_folder / "precious.txt").read_text() == "keep me"
 
 
@@ -344,9 +351,9 @@ def test_shapes_that_another_process_published_meanwhile_are_kept_not_replaced(
     """Two notebooks that start at once both generate `shapes`; the second must not delete the
     first one's dataset, which a notebook may be reading already."""
     root, theirs = tmp_path / "shapes", tmp_path / "theirs"
-    data.make_shapes(theirs, split_sizes={"train": 2}, image_size=16, seed=1)
+    shapes.make_shapes(theirs, split_sizes={"train": 2}, image_size=16, seed=1)
     (theirs / "train/images/open_in_a_notebook.txt").write_text("being read")
-    original, published = data.shapes_scene, threading.Lock()
+    original, published = shapes.shapes_scene, threading.Lock()
 
     def scene_while_the_other_process_publishes(rng, size, object_scale=None):
         with published:
@@ -354,16 +361,16 @@ def test_shapes_that_another_process_published_meanwhile_are_kept_not_replaced(
                 theirs.rename(root)
         return original(rng, size, object_scale)
 
-    monkeypatch.setattr(data, "shapes_scene", scene_while_the_other_process_publishes)
-    assert data.make_shapes(root, split_sizes={"train": 3}, image_size=16, seed=2) == root
+    monkeypatch.setattr(shapes, "shapes_scene", scene_while_the_other_process_publishes)
+    assert shapes.make_shapes(root, split_sizes={"train": 3}, image_size=16, seed=2) == root
     assert (root / "train/images/open_in_a_notebook.txt").read_text() == "being read"
-    assert json.loads((root / data.GENERATOR_MARKER).read_text())["seed"] == 1
+    assert json.loads((root / layout.GENERATOR_MARKER).read_text())["seed"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shapes"]  # nothing moved aside or left
 
 
 def test_interrupted_generation_leaves_no_dataset(tmp_path, monkeypatch):
     calls = {"count": 0}
-    original = data.shapes_scene
+    original = shapes.shapes_scene
 
     def failing_scene(rng, size, object_scale=None):
         calls["count"] += 1
@@ -371,9 +378,9 @@ def test_interrupted_generation_leaves_no_dataset(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(rng, size, object_scale)
 
-    monkeypatch.setattr(data, "shapes_scene", failing_scene)
+    monkeypatch.setattr(shapes, "shapes_scene", failing_scene)
     with pytest.raises(KeyboardInterrupt):
-        data.make_shapes(tmp_path / "s", split_sizes={"train": 5}, image_size=16)
+        shapes.make_shapes(tmp_path / "s", split_sizes={"train": 5}, image_size=16)
     assert not (tmp_path / "s").exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -386,8 +393,8 @@ def test_load_dataset_generates_shapes_on_first_use(tmp_path, monkeypatch):
         created.append(Path(root))
         return original(root, split_sizes={"train": 2, "val": 1, "test": 1}, image_size=16)
 
-    original = data.make_shapes
-    monkeypatch.setattr(data, "make_shapes", small_make_shapes)
+    original = shapes.make_shapes
+    monkeypatch.setattr(shapes, "make_shapes", small_make_shapes)
     dataset = data.load_dataset("shapes")
     assert created == [tmp_path / "shapes"]
     assert len(dataset.split("train", verify="full")) == 2
@@ -397,28 +404,30 @@ def test_load_dataset_generates_shapes_on_first_use(tmp_path, monkeypatch):
 
 def test_load_dataset_regenerates_shapes_from_an_older_generator_only(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "DATA_DIR", tmp_path)
-    original = data.make_shapes
+    original = shapes.make_shapes
     monkeypatch.setattr(
-        data,
+        shapes,
         "make_shapes",
         lambda root, overwrite=False: original(
             root, split_sizes={"train": 2, "val": 1, "test": 1}, image_size=16, overwrite=overwrite
         ),
     )
     root = data.load_dataset("shapes").root
-    marker = root / data.GENERATOR_MARKER
+    marker = root / layout.GENERATOR_MARKER
     made = json.loads(marker.read_text())
-    assert made["version"] == data.SHAPES_VERSION
-    marker.write_text(json.dumps({**made, "version": data.SHAPES_VERSION - 1}))
+    assert made["version"] == shapes.SHAPES_VERSION
+    # made by an older make_shapes, before it moved from helpers.data to helpers.shapes
+    older = {"generator": "helpers.data.make_shapes", "version": shapes.SHAPES_VERSION - 1}
+    marker.write_text(json.dumps({**made, **older}))
     stale = root / "train" / "images" / "stale.txt"
     stale.write_text("from the old generator")
     data.load_dataset("shapes")
-    assert json.loads(marker.read_text())["version"] == data.SHAPES_VERSION
+    assert json.loads(marker.read_text())["version"] == shapes.SHAPES_VERSION
     assert not stale.exists(), "the outdated copy was replaced"
 
     readers = tmp_path / "readers" / "shapes"  # a folder make_shapes did not write: kept
     shutil.copytree(root, readers)
-    (readers / data.GENERATOR_MARKER).unlink()
+    (readers / layout.GENERATOR_MARKER).unlink()
     (readers / "train" / "images" / "mine.txt").write_text("keep me")
     monkeypatch.setattr(data, "DATA_DIR", readers.parent)
     assert data.load_dataset("shapes").root == readers
@@ -428,9 +437,9 @@ def test_load_dataset_regenerates_shapes_from_an_older_generator_only(tmp_path, 
 def test_large_scenes_keep_object_sizes_and_class_balance():
     small = np.zeros(5, np.int64)
     for index in range(64):
-        _, mask = data.shapes_scene(np.random.default_rng(index), 64)
+        _, mask = shapes.shapes_scene(np.random.default_rng(index), 64)
         small += np.bincount(mask.ravel(), minlength=5)
-    image, mask = data.shapes_scene(np.random.default_rng(0), 512, object_scale=64)
+    image, mask = shapes.shapes_scene(np.random.default_rng(0), 512, object_scale=64)
     assert image.shape == (512, 512, 3) and mask.shape == (512, 512)
     large = np.bincount(mask.ravel(), minlength=5)
     # 64 cells of objects: the background share of 64 small scenes, not 1 scene blown up.
@@ -438,16 +447,16 @@ def test_large_scenes_keep_object_sizes_and_class_balance():
     assert np.all(large > 0), "every class, stars included, appears in the large scene"
     star_pixels = np.flatnonzero(mask.ravel() == 4).size
     assert star_pixels < 0.03 * mask.size, "stars keep their small size"
-    again, _ = data.shapes_scene(np.random.default_rng(0), 512, object_scale=64)
+    again, _ = shapes.shapes_scene(np.random.default_rng(0), 512, object_scale=64)
     assert np.array_equal(image, again)
     with pytest.raises(ValueError, match="multiple of object_scale"):
-        data.shapes_scene(np.random.default_rng(0), 100, object_scale=64)
+        shapes.shapes_scene(np.random.default_rng(0), 100, object_scale=64)
 
 
 def test_make_shapes_large_scene_variant(tmp_path):
-    root = data.make_shapes(
+    root = shapes.make_shapes(
         tmp_path / "large", split_sizes={"test": 1}, image_size=256, object_scale=64
     )
     (pair,) = data.load_dataset(root).split("test", verify="full")
     assert Image.open(pair.image).size == (256, 256)
-    assert json.loads((root / data.GENERATOR_MARKER).read_text())["object_scale"] == 64
+    assert json.loads((root / layout.GENERATOR_MARKER).read_text())["object_scale"] == 64

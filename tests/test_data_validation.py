@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import data
-from helpers.data import DatasetError
+from helpers import data, layout, shapes
+from helpers.layout import DatasetError
 from tests.conftest import CLASSES_JSON, write_pair
 
 
@@ -447,23 +447,23 @@ def pixel_digest(root: Path) -> str:
 
 def test_generated_shapes_pass_verification_silently_and_unchanged(tmp_path, capsys):
     sizes = {"train": 3, "val": 2, "test": 2}
-    root = data.make_shapes(tmp_path / "s", split_sizes=sizes, image_size=32, seed=5)
+    root = shapes.make_shapes(tmp_path / "s", split_sizes=sizes, image_size=32, seed=5)
     # Computed with make_shapes before issue 12: the generator's output did not change.
     assert pixel_digest(root) == "c817bc21df407340ac4ead1bcf438290e0358fa3c8659bc5756451572457c465"
-    big = data.make_shapes(tmp_path / "big", split_sizes={"train": 40, "val": 8, "test": 8})
+    big = shapes.make_shapes(tmp_path / "big", split_sizes={"train": 40, "val": 8, "test": 8})
     dataset = data.load_dataset(big)
     assert [len(dataset.split(name)) for name in data.SPLITS] == [40, 8, 8]
     assert dataset.notes == [] and capsys.readouterr().out == ""
 
 
 def _small_make_shapes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
-    original = data.make_shapes
+    original = shapes.make_shapes
 
     def small(root, overwrite=False):
         sizes = {"train": 2, "val": 1, "test": 1}
         return original(root, split_sizes=sizes, image_size=16, overwrite=overwrite)
 
-    monkeypatch.setattr(data, "make_shapes", small)
+    monkeypatch.setattr(shapes, "make_shapes", small)
     return small
 
 
@@ -472,7 +472,7 @@ def test_regenerating_outdated_shapes_moves_the_readers_files_aside(
 ):
     _small_make_shapes(monkeypatch)
     root = data.load_dataset("shapes").root
-    marker = root / data.GENERATOR_MARKER
+    marker = root / layout.GENERATOR_MARKER
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "version": 0}))
     (root / "train/images/mine.png").write_bytes(b"my photo")
     (root / "notes").mkdir()
@@ -480,7 +480,7 @@ def test_regenerating_outdated_shapes_moves_the_readers_files_aside(
     capsys.readouterr()
 
     data.load_dataset("shapes")
-    assert json.loads(marker.read_text())["version"] == data.SHAPES_VERSION
+    assert json.loads(marker.read_text())["version"] == shapes.SHAPES_VERSION
     (kept,) = private_data_dir.glob("shapes-kept-*")
     assert (kept / "train/images/mine.png").read_bytes() == b"my photo"
     assert (kept / "notes/todo.txt").read_text() == "keep me"
@@ -495,8 +495,8 @@ def test_regenerating_outdated_shapes_moves_the_readers_files_aside(
 
 
 def test_regenerating_without_foreign_files_moves_nothing(tmp_path, capsys):
-    root = data.make_shapes(tmp_path / "s", split_sizes={"train": 3}, image_size=16)
-    data.make_shapes(root, split_sizes={"train": 1}, image_size=16, overwrite=True)
+    root = shapes.make_shapes(tmp_path / "s", split_sizes={"train": 3}, image_size=16)
+    shapes.make_shapes(root, split_sizes={"train": 1}, image_size=16, overwrite=True)
     assert not list(tmp_path.glob("*kept*"))
     assert "Moved" not in capsys.readouterr().out
 

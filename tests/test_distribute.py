@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from helpers import REPO_ROOT, data, distribute, models, training
+from helpers import REPO_ROOT, data, distribute, models, shapes, training
 
 SCRIPT = Path(__file__).with_name("distributed_script.py")
 TIMEOUT_S = 300
@@ -75,7 +75,7 @@ def test_split_cpu_after_start_says_what_to_do():
 
 
 def test_train_refuses_a_model_built_outside_the_strategys_scope(tmp_path):
-    root = data.make_shapes(
+    root = shapes.make_shapes(
         tmp_path / "shapes", split_sizes={"train": 8, "val": 4, "test": 4}, image_size=32
     )
     outside = models.unet(3, image_size=32, base_filters=4)
@@ -151,7 +151,7 @@ def _history_rows(run_dir: Path) -> int:
 
 @pytest.fixture
 def small_shapes(tmp_path) -> Path:
-    return data.make_shapes(
+    return shapes.make_shapes(
         tmp_path / "shapes", split_sizes={"train": 16, "val": 8, "test": 4}, image_size=32
     )
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import data, losses, pipeline
+from helpers import data, losses, pipeline, shapes
 
 
 def test_class_weights_favour_rare_classes_and_keep_the_loss_scale():
@@ -27,7 +27,7 @@ def test_class_weights_reject_bad_counts(counts):
 
 
 def test_pipeline_adds_per_pixel_weights_with_zero_on_ignored_pixels(tmp_path):
-    root = data.make_shapes(tmp_path / "s", split_sizes={"train": 4}, image_size=16)
+    root = shapes.make_shapes(tmp_path / "s", split_sizes={"train": 4}, image_size=16)
     pairs = data.load_dataset(root).split("train")
     mask = np.asarray(Image.open(pairs[0].mask)).copy()
     mask[:2] = 255  # two rows of ignored pixels

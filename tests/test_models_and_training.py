@@ -12,7 +12,7 @@ import tensorflow as tf
 from notebook_cells import cell_starting, run
 from PIL import Image
 
-from helpers import data, losses, models, pipeline, runtime, training
+from helpers import data, losses, models, pipeline, runtime, shapes, training
 
 
 @pytest.mark.parametrize(("size", "num_classes"), [(32, 2), (64, 5), (48, 30)])
@@ -77,7 +77,7 @@ def compile_tiny(model, ignore_index=255):
 
 @pytest.fixture
 def tiny_shapes(tmp_path):
-    root = data.make_shapes(
+    root = shapes.make_shapes(
         tmp_path / "shapes", split_sizes={"train": 16, "val": 4, "test": 4}, image_size=32
     )
     return data.load_dataset(root)

@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import data, oxford_pets
-from helpers.data import DatasetError
+from helpers import data, layout, oxford_pets
+from helpers.layout import DatasetError
 from helpers.oxford_pets import Archive, download_oxford_pets
 
 # Two breeds as in the real lists: "<stem> <class id> <species> <breed id>".
@@ -263,7 +263,7 @@ def test_download_verify_convert_and_split(mirror, tmp_path, capfd):
                 assert image.format == ("PNG" if pair.image.stem in re_encoded else "JPEG")
     clean = root / "train" / "images" / "Abyssinian_1.jpg"
     assert clean.read_bytes() == _image_bytes("Abyssinian_1", 20, 16)  # not re-encoded
-    marker = json.loads((root / data.GENERATOR_MARKER).read_text())
+    marker = json.loads((root / layout.GENERATOR_MARKER).read_text())
     assert marker["split_sizes"] == {name: len(s) for name, s in stems.items()}
     assert any("decoder warning: Corrupt JPEG data" in note for note in marker["re_encoded"])
     assert marker["skipped"] == []
@@ -290,7 +290,7 @@ def test_border_as_ignore_and_archives_placed_by_hand(mirror, tmp_path):
     root = download_oxford_pets(
         tmp_path / "pets", border_as_ignore=True, base_url=_closed_port_url(), archives=checksums
     )
-    classes = data.read_classes(root)
+    classes = layout.read_classes(root)
     assert classes.names == ("background", "pet") and classes.ignore_index == 255
     mask = _values(root / "train" / "masks" / "Abyssinian_1.png")
     np.testing.assert_array_equal(mask, np.choose(_trimap(20, 16), [0, 1, 0, 255]))
@@ -301,15 +301,15 @@ def test_prepared_data_is_reused_never_replaced_silently(mirror, tmp_path):
     folder, checksums = mirror
     prepare = functools.partial(download_oxford_pets, base_url=folder.as_uri(), archives=checksums)
     root = prepare(tmp_path / "pets")
-    marker = (root / data.GENERATOR_MARKER).read_text()
+    marker = (root / layout.GENERATOR_MARKER).read_text()
     shutil.rmtree(tmp_path / "downloads")  # reuse needs neither the archives nor the network
     assert prepare(tmp_path / "pets", base_url=_closed_port_url()) == root
-    assert (root / data.GENERATOR_MARKER).read_text() == marker
+    assert (root / layout.GENERATOR_MARKER).read_text() == marker
 
     with pytest.raises(DatasetError, match=r"prepared with .*overwrite=True"):
         prepare(tmp_path / "pets", border_as_ignore=True)
     assert prepare(tmp_path / "pets", border_as_ignore=True, overwrite=True) == root
-    assert data.read_classes(root).ignore_index == 255
+    assert layout.read_classes(root).ignore_index == 255
 
     (tmp_path / "mine").mkdir()
     with pytest.raises(DatasetError, match="not prepared by download_oxford_pets"):
@@ -318,9 +318,6 @@ def test_prepared_data_is_reused_never_replaced_silently(mirror, tmp_path):
 
 def test_load_dataset_prepares_oxford_pets_on_first_use(mirror, tmp_path, monkeypatch):
     folder, checksums = mirror
-    assert data.download_oxford_pets is download_oxford_pets  # the contract name
-    with pytest.raises(AttributeError, match="no attribute 'download_pets'"):
-        data.download_pets  # noqa: B018
     monkeypatch.setattr(data, "DATA_DIR", tmp_path)
     local = functools.partial(download_oxford_pets, base_url=folder.as_uri(), archives=checksums)
     monkeypatch.setattr(oxford_pets, "download_oxford_pets", local)
@@ -490,7 +487,7 @@ def test_unusable_listed_images_are_skipped_and_reported(tmp_path):
     root = download_oxford_pets(
         tmp_path / "pets", base_url=(tmp_path / "mirror").as_uri(), archives=checksums
     )
-    marker = json.loads((root / data.GENERATOR_MARKER).read_text())
+    marker = json.loads((root / layout.GENERATOR_MARKER).read_text())
     assert sorted(marker["skipped"]) == [f"{stem} ({why})" for stem, why in DAMAGED.items()]
     dataset = data.load_dataset(root)
     stems = [p.image.stem for name in data.SPLITS for p in dataset.split(name, verify="full")]
@@ -602,7 +599,7 @@ def test_a_waiting_run_goes_on_when_the_owner_finishes(mirror, tmp_path, capsys,
         owner.kill()
         owner.wait()
     assert f"Process {owner.pid} is " in capsys.readouterr().out
-    assert (tmp_path / "pets" / data.GENERATOR_MARKER).is_file() and not lock.exists()
+    assert (tmp_path / "pets" / layout.GENERATOR_MARKER).is_file() and not lock.exists()
 
 
 @pytest.mark.parametrize("left_by", ["dead process", "this pid, earlier", "no pid, old"])
@@ -649,10 +646,10 @@ def test_stale_staging_folders_are_removed_and_nothing_else(mirror, tmp_path, ca
     root = prepare(tmp_path / "pets")
     assert not stale.exists() and f"Removing {stale}" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "downloads", "pets"])
-    marker = (root / data.GENERATOR_MARKER).read_text()
+    marker = (root / layout.GENERATOR_MARKER).read_text()
     stale = killed_run()  # e.g. an overwrite=True run killed while converting
     assert prepare(tmp_path / "pets") == root
-    assert not stale.exists() and (root / data.GENERATOR_MARKER).read_text() == marker
+    assert not stale.exists() and (root / layout.GENERATOR_MARKER).read_text() == marker
 
 
 class _Usage(NamedTuple):

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers import data, models, perf, training
+from helpers import data, models, perf, shapes, training
 
 matplotlib.use("Agg")
 
@@ -141,7 +141,7 @@ def test_drain_counts_images_and_in_memory_freezes_static_batches():
 
 @pytest.fixture
 def shapes_pairs(tmp_path):
-    root = data.make_shapes(tmp_path / "shapes", split_sizes={"train": 10}, image_size=40, seed=3)
+    root = shapes.make_shapes(tmp_path / "shapes", split_sizes={"train": 10}, image_size=40, seed=3)
     return data.load_dataset(root).split("train")
 
 
@@ -330,7 +330,7 @@ def test_runs_table_reports_time_to_target_and_speed_up():
 
 @pytest.fixture
 def tiny_dataset(tmp_path):
-    root = data.make_shapes(
+    root = shapes.make_shapes(
         tmp_path / "tiny", split_sizes={"train": 8, "val": 4}, image_size=32, seed=2
     )
     return data.load_dataset(root)

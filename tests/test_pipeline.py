@@ -9,12 +9,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers import data, pipeline
+from helpers import data, pipeline, shapes
 
 
 @pytest.fixture
 def shapes_pairs(tmp_path):
-    root = data.make_shapes(tmp_path / "shapes", split_sizes={"train": 12}, image_size=40, seed=1)
+    root = shapes.make_shapes(tmp_path / "shapes", split_sizes={"train": 12}, image_size=40, seed=1)
     return data.load_dataset(root).split("train")
 
 

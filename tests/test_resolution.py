@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from helpers import data, resolution, training
-from helpers.data import Classes, Pair
+from helpers.layout import Classes, Pair
 
 VESSELS = Classes(names=("background", "vessel"), colors=((0, 0, 0), (255, 0, 0)))
 

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from helpers import REPO_ROOT, data, runtime, viz
+from helpers import REPO_ROOT, data, runtime, shapes, viz
 
 
 def test_seed_everything_repeats_random_draws():
@@ -110,9 +110,9 @@ def test_colorize_and_overlay():
 
 
 def test_figures_are_drawn_with_legend_and_labels():
-    classes = data.SHAPES_CLASSES
+    classes = shapes.SHAPES_CLASSES
     rng = np.random.default_rng(0)
-    scenes = [data.shapes_scene(rng, 32) for _ in range(2)]
+    scenes = [shapes.shapes_scene(rng, 32) for _ in range(2)]
     images, masks = [s[0] for s in scenes], [s[1] for s in scenes]
     figure = viz.show_pairs(images, masks, classes, predictions=masks)
     assert len(figure.axes) == 8
@@ -123,8 +123,8 @@ def test_figures_are_drawn_with_legend_and_labels():
 
 
 def test_snapshot_row_and_model_comparison_grid():
-    classes = data.SHAPES_CLASSES
-    image, mask = data.shapes_scene(np.random.default_rng(1), 32)
+    classes = shapes.SHAPES_CLASSES
+    image, mask = shapes.shapes_scene(np.random.default_rng(1), 32)
     figure = viz.show_snapshots(image, {0: mask * 0, 5: mask}, classes, truth=mask)
     assert [axis.get_title() for axis in figure.axes] == [
         "image",

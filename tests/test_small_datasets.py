@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from helpers import data, metrics, pipeline, training
-from helpers.data import DatasetError, Pair
+from helpers.layout import DatasetError, Pair
 from tests.conftest import CLASSES_JSON, write_pair
 
 # --- the budget ----------------------------------------------------------------------------------

@@ -183,3 +183,28 @@ def test_the_notebooks_exported_model_agrees_with_keras(tmp_path):
                 lambda images: model(images, training=False), photo, side=16
             )
             assert np.mean(logits.argmax(axis=-1) == mask) > 0.999
+
+
+def test_the_shipped_imagenet_weights_are_checked_before_use(tmp_path):
+    assert models.imagenet_weights() == models.IMAGENET_WEIGHTS  # the committed file is intact
+    changed = tmp_path / "backbone.weights.h5"
+    data = bytearray(models.IMAGENET_WEIGHTS.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte of one weight changed
+    changed.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not the file the course ships"):
+        models.imagenet_weights(changed)
+    with pytest.raises(FileNotFoundError, match="weights/"):
+        models.imagenet_weights(tmp_path / "missing.weights.h5")
+
+
+def test_mobilenet_v2_unet_loads_the_shipped_imagenet_weights_offline():
+    model = models.mobilenet_v2_unet(3, 32, weights="imagenet", alpha=1.0)
+    reference = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=1.0, include_top=False, weights=None
+    )
+    random_kernel = reference.get_layer("Conv1").get_weights()[0]
+    reference.load_weights(models.IMAGENET_WEIGHTS)
+    for name in ("Conv1", "block_16_project"):
+        loaded = model.get_layer("mobilenet_v2").get_layer(name).get_weights()[0]
+        np.testing.assert_array_equal(loaded, reference.get_layer(name).get_weights()[0])
+    assert not np.allclose(random_kernel, reference.get_layer("Conv1").get_weights()[0])
