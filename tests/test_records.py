@@ -204,3 +204,25 @@ def test_the_normalised_code_is_the_same_text_on_every_python_version():
         "Module(body=[FunctionDef(name='f', args=arguments(args=[arg(arg='x')]), "
         "body=[Return(value=Name(id='x', ctx=Load()))])])"
     )
+
+
+def test_the_readme_figure_is_the_tagged_cells_committed_output():
+    figure = records.tagged_figure(NOTEBOOKS)
+    assert figure is not None, f"no notebook has a cell tagged {records.FIGURE_TAG!r}"
+    assert (REPO_ROOT / records.README_FIGURE).read_bytes() == figure, (
+        "run `python tools/records.py --run-times`"
+    )
+    assert str(records.README_FIGURE) in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_readme_figure_is_written_from_the_notebook(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("plot()")
+    cell.metadata["tags"] = [records.FIGURE_TAG]
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
+    notebook.cells = [cell]
+    nbformat.write(notebook, tmp_path / "notebooks" / "03_build.ipynb")
+    assert records.write_tables(tmp_path) == [tmp_path / records.README_FIGURE]
+    assert (tmp_path / records.README_FIGURE).read_bytes() == b"\x89PNG\r\n\x1a\n"
+    assert records.write_tables(tmp_path) == [], "a second run changes nothing"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import hashlib
 import re
 import sys
@@ -273,10 +274,32 @@ def table_run_times(paths: list[Path]) -> dict[str, str]:
     return cells
 
 
+FIGURE_TAG = "readme-figure"  # a cell whose figure the README shows
+README_FIGURE = Path("docs") / "figures" / "readme.png"
+
+
+def tagged_figure(paths: list[Path]) -> bytes | None:
+    """The PNG of the first cell tagged :data:`FIGURE_TAG` in ``paths``, as committed."""
+    for path in paths:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if FIGURE_TAG in cell.get("metadata", {}).get("tags", []):
+                for output in cell.get("outputs", []):
+                    if "image/png" in output.get("data", {}):
+                        return base64.b64decode(output["data"]["image/png"])
+    return None
+
+
 def write_tables(root: Path = REPO_ROOT) -> list[Path]:
-    """Write the records' run times into :data:`RUN_TIME_TABLES`; returns the files changed."""
-    run_times = table_run_times(sorted((root / "notebooks").glob("[0-9]*.ipynb")))
+    """Write the records' run times into :data:`RUN_TIME_TABLES` and the README's figure
+    (:data:`README_FIGURE`, from the notebooks' own output); returns the files changed."""
+    paths = sorted((root / "notebooks").glob("[0-9]*.ipynb"))
+    run_times = table_run_times(paths)
     changed = []
+    figure, figure_path = tagged_figure(paths), root / README_FIGURE
+    if figure is not None and (not figure_path.is_file() or figure_path.read_bytes() != figure):
+        figure_path.parent.mkdir(parents=True, exist_ok=True)
+        figure_path.write_bytes(figure)
+        changed.append(figure_path)
     for name, pattern in RUN_TIME_TABLES.items():
         path = root / name
         text = path.read_text(encoding="utf-8")
