@@ -1,6 +1,7 @@
 # The course's commands. Each target builds .venv from the pinned requirements when missing.
 #   make run      execute every notebook at its lesson budget -> build/ (tracked files untouched)
-#                 with build/index.html, the course pages: every rendered notebook in order
+#                 with build/index.html, the course pages: every rendered notebook in order, and
+#                 build/student-pages/, the same pages without the solutions (to publish)
 #   make test     lint + unit tests + every notebook at its small budget (nbval) + the freshness
 #                 of each notebook's execution record: minutes, on any machine
 #   make verify   the notebooks at their lesson budgets, compared strictly with their committed
@@ -13,7 +14,8 @@
 #   make colab-check  make test's fast tier in a second environment (.venv-colab) with Colab's
 #                 versions of TensorFlow, Keras, NumPy, ... (requirements-colab.txt)
 #   make student  student copies (no outputs, no solutions) -> build/student/ + build/student.zip
-#   make colab-bundle  the course as one zip for Colab, uploaded to /content -> build/course-bundle.zip
+#   make colab-bundle  the course as one zip for Colab, uploaded to /content: the instructor's
+#                 build/course-bundle.zip and the students' build/student-colab/course-bundle.zip
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -39,10 +41,12 @@ COLAB_PINNED = ^($(shell sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' requirements-c
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-pages.txt pyproject.toml
 	@echo "==> setting up $(VENV) from requirements.txt (first time: about a minute)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		-r requirements-pages.txt
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
@@ -60,13 +64,15 @@ verify: setup
 	@echo "==> $(if $(NB),notebooks $(NB),every notebook and the slow unit tests) at full budget"
 	@$(BIN)/python -m pytest -m slow --no-cov $(NOTEBOOK_FILES) $(if $(NB),,tests)
 
-$(COLAB_STAMP): requirements-colab.txt requirements.txt pyproject.toml
+$(COLAB_STAMP): requirements-colab.txt requirements.txt requirements-pages.txt pyproject.toml
 	@echo "==> setting up $(COLAB_VENV): Colab's versions (requirements-colab.txt) on $(COLAB_PYTHON)"
 	@test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
 	@$(COLAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-colab.txt
 	@grep -v -i -E '$(COLAB_PINNED)' requirements.txt > $(COLAB_VENV)/test-tools.txt
 	@$(COLAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-c requirements-colab.txt -r $(COLAB_VENV)/test-tools.txt
+	@$(COLAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		-r requirements-pages.txt
 	@$(COLAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 

@@ -10,12 +10,12 @@
   (notebook 07's two phases);
 - ``scratch``: the course's recipe (``training.train``: 8-filter U-Net) for ``--scratch-epochs``.
 
-Both at ``--image-size`` pixels, batch 8, cross-entropy + Dice, flips/brightness/contrast augmentation, on the
-train split of ``pets_sample``; the model kept is the one after the last epoch (pretrained) or
-the recipe's best validation epoch (scratch). Per run it prints the training seconds, test mean
-IoU and per-class IoU; then the same scores of the true test masks moved 1 and 2 pixels
-sideways (a perfect outline drawn that far off: how little room the thin border class leaves),
-and the goal check.
+Both at ``--image-size`` pixels, batch 8, cross-entropy + Dice, flips/brightness/contrast
+augmentation, on the train split of ``pets_sample``; the model kept is the one after the last
+epoch (pretrained) or the recipe's best validation epoch (scratch). Per run it prints the
+training seconds, test mean IoU and per-class IoU; then the same scores of the true test masks
+moved 1 and 2 pixels sideways (a perfect outline drawn that far off: how little room the thin
+border class leaves), and the goal check.
 Goal (issue 33, 2 CPU cores): test mean IoU >= 0.80 within 600 s of training with the pretrained
 encoder; the best from-scratch U-Net within the same 600 s beside it.
 """

@@ -23,6 +23,7 @@ import nbformat
 import pytest
 
 from tools import make_student, stamp_colab
+from tools.notebook_format import is_solution_cell
 
 URL = stamp_colab.repository_url()
 NOTEBOOK_PATHS = stamp_colab.notebook_paths([])
@@ -244,14 +245,15 @@ def test_bootstrap_on_colab_clones_installs_and_imports_helpers(local_origin, tm
 
 
 @pytest.mark.parametrize(
-    ("git_script", "ls_remote_timeout"),
-    [("exit 128", 20), ("exec sleep 60", 1)],  # git fails at once; git never answers
-    ids=["repository-missing", "repository-silent"],
+    ("git_script", "ls_remote_timeout", "student"),
+    # git fails at once; git never answers; the students' bundle, unchanged cell
+    [("exit 128", 20, False), ("exec sleep 60", 1, False), ("exit 128", 20, True)],
+    ids=["repository-missing", "repository-silent", "students-bundle"],
 )
 def test_bootstrap_unpacks_the_uploaded_bundle_when_the_repository_does_not_answer(
-    tmp_path, unanswering_git, git_script, ls_remote_timeout
+    tmp_path, unanswering_git, git_script, ls_remote_timeout, student
 ):
-    bundle = make_student.build_colab_bundle(tmp_path / "upload", NOTEBOOK_PATHS[:1])
+    bundle = make_student.build_colab_bundle(tmp_path / "upload", NOTEBOOK_PATHS[:1], student)
     cell = stamp_colab.bootstrap_source(URL)
     course = tmp_path / "course"
     result = _run_bootstrap(
@@ -272,7 +274,8 @@ def test_bootstrap_unpacks_the_uploaded_bundle_when_the_repository_does_not_answ
     assert result["cwd"] == str(course / "notebooks")
     assert result["helpers"] == str(course / "helpers" / "__init__.py")
     assert result["stdout"].startswith("Using Colab's TensorFlow")
-    assert (course / "notebooks" / NOTEBOOK_PATHS[0].name).is_file()
+    unpacked = nbformat.read(course / "notebooks" / NOTEBOOK_PATHS[0].name, as_version=4)
+    assert any(map(is_solution_cell, unpacked.cells)) != student, "the flavour uploaded"
     assert (course / "requirements.txt").is_file()
 
 

@@ -1,36 +1,53 @@
-"""The rendered course pages: build/index.html, written by tools/run_notebooks.py."""
+"""The rendered course pages, written by tools/run_notebooks.py: build/index.html and the
+notebooks' pages, with solutions (the instructor's) and without (build/student-pages/), their
+math typeset by a copy of MathJax beside them."""
 
 from __future__ import annotations
 
+import argparse
+import re
 import shutil
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nbformat
 import pytest
+from solution_text import page_words, self_checks, solution_lines
 
 from tools import course_pages, records, run_notebooks
+from tools.notebook_format import SOLUTIONS_MARKER
 
 NOTEBOOKS = sorted(run_notebooks.NOTEBOOKS.glob("[0-9]*.ipynb"))
+# Rendered from their committed outputs (nothing executed): two of the smallest, 02 with math
+RENDERED = ("02_softmax.ipynb", "08_scaling_out.ipynb")
+REMOTE_MATHJAX = re.compile(r"(?:https?:)?//[^\s\"'<>]*mathjax", flags=re.IGNORECASE)
 
 
 class LinkCollector(HTMLParser):
-    """The href of every link of a page, in order."""
+    """The href of every link of a page, in order, and the src of every script."""
 
     def __init__(self) -> None:
         super().__init__()
         self.hrefs: list[str] = []
+        self.scripts: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
             self.hrefs += [value for name, value in attrs if name == "href" and value]
+        if tag == "script":
+            self.scripts += [value for name, value in attrs if name == "src" and value]
+
+
+def collected(page: Path) -> LinkCollector:
+    collector = LinkCollector()
+    collector.feed(page.read_text(encoding="utf-8"))
+    return collector
 
 
 def links(index: Path) -> list[str]:
-    collector = LinkCollector()
-    collector.feed(index.read_text(encoding="utf-8"))
-    return collector.hrefs
+    return collected(index).hrefs
 
 
 def fake_notebook(path: Path, title: str, *code: str) -> None:
@@ -108,6 +125,7 @@ def test_make_run_writes_the_index_also_when_a_notebook_fails(tmp_path, monkeypa
     assert hrefs == ["01_good.html", "02_bad.html"]
     assert all((output_dir / href).is_file() for href in hrefs)
     assert index.read_text(encoding="utf-8").count("failed:") == 1
+    assert not (output_dir / run_notebooks.STUDENT_PAGES).exists(), "no solutions: one flavour"
 
 
 @pytest.mark.parametrize(
@@ -119,3 +137,74 @@ def test_make_run_writes_the_index_also_when_a_notebook_fails(tmp_path, monkeypa
 )
 def test_inline_markdown_is_escaped_before_it_is_formatted(markdown, expected):
     assert course_pages.inline_html(markdown) == expected
+
+
+# --- the two flavours of the pages, and their MathJax ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory) -> Path:
+    """The pages of RENDERED as `make run` writes them (build/ and build/student-pages/), made
+    from the committed outputs: nothing is executed."""
+    output_dir = tmp_path_factory.mktemp("build")
+    args = argparse.Namespace(in_place=False, output_dir=output_dir, student_pages=True)
+    mathjax_url = run_notebooks.prepare_pages(args)
+    for name in RENDERED:
+        path = run_notebooks.NOTEBOOKS / name
+        run_notebooks.write(nbformat.read(path, as_version=4), path, args, mathjax_url)
+    return output_dir
+
+
+@pytest.mark.parametrize("name", RENDERED)
+def test_student_pages_hold_the_self_checks_but_no_solution_text(pages, name):
+    source = run_notebooks.NOTEBOOKS / name
+    page = f"{source.stem}.html"
+    instructor = page_words(pages / page)
+    student = page_words(pages / run_notebooks.STUDENT_PAGES / page)
+    lines = solution_lines(source)
+    assert lines, f"{name}: no solution text to look for; is {SOLUTIONS_MARKER!r} still used?"
+    assert all(line in instructor for line in lines), "the instructor's page has the solutions"
+    left = [line for line in lines if line in student]
+    assert not left, f"{name}: solution text on the student page: {left}"
+    assert all(check in student for check in self_checks(source)), "every self-check stays"
+    executed = nbformat.read(pages / run_notebooks.STUDENT_PAGES / name, as_version=4)
+    assert any(cell.get("outputs") for cell in executed.cells), "the outputs stay"
+
+
+@pytest.mark.parametrize("flavour", [".", run_notebooks.STUDENT_PAGES])
+def test_pages_load_mathjax_from_their_own_folder_never_from_the_internet(pages, flavour):
+    folder = pages / flavour
+    for name in RENDERED:
+        page = folder / name.replace(".ipynb", ".html")
+        text = page.read_text(encoding="utf-8")
+        assert not REMOTE_MATHJAX.findall(text), f"{page.name} loads MathJax from the internet"
+        (src,) = [src for src in collected(page).scripts if "MathJax.js" in src]
+        url = urlsplit(src)
+        assert not url.scheme and not url.netloc, f"{src} is not a relative URL"
+        assert (folder / url.path).is_file(), f"{src}: no such file beside {page.name}"
+        root = (folder / url.path).parent
+        configs = re.fullmatch(r"config=([\w,/.-]+)", url.query).group(1).split(",")
+        for config in configs:  # each configuration the URL names is loaded from the copy
+            assert (root / "config" / f"{config}.js").is_file(), config
+        offline = (root / course_pages.MATHJAX_LOCAL_CONFIG).read_text(encoding="utf-8")
+        assert 'webFont: "STIX-Web"' in offline, "the local configuration picks the fonts ..."
+        fonts = root / "fonts" / "HTML-CSS" / "STIX-Web" / "woff"
+        assert any(fonts.glob("*.woff")), "... which the copy holds"
+
+
+def test_make_run_writes_student_pages_without_the_solutions(tmp_path, monkeypatch):
+    sources, output_dir = tmp_path / "notebooks", tmp_path / "build"
+    sources.mkdir()
+    fake_notebook(sources / "01_good.ipynb", "01 · good", "answer = None")
+    notebook = nbformat.read(sources / "01_good.ipynb", as_version=4)
+    secret = "the answer is forty-two, computed as six times seven"
+    notebook.cells.append(nbformat.v4.new_markdown_cell(f"{SOLUTIONS_MARKER}\n\n{secret}"))
+    nbformat.write(notebook, sources / "01_good.ipynb")
+    monkeypatch.setattr(run_notebooks, "NOTEBOOKS", sources)
+    monkeypatch.setattr(sys, "argv", ["run_notebooks.py", "--output-dir", str(output_dir)])
+    assert run_notebooks.main() == 0
+    student = output_dir / run_notebooks.STUDENT_PAGES
+    assert secret in (output_dir / "01_good.html").read_text(encoding="utf-8")
+    assert secret not in (student / "01_good.html").read_text(encoding="utf-8")
+    assert links(student / "index.html") == ["01_good.html"]
+    assert (student / course_pages.MATHJAX_FOLDER / "MathJax.js").is_file()

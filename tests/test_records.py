@@ -223,6 +223,9 @@ def test_the_readme_figure_is_written_from_the_notebook(tmp_path):
     cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
     notebook.cells = [cell]
     nbformat.write(notebook, tmp_path / "notebooks" / "03_build.ipynb")
+    (tmp_path / "docs").mkdir()
+    for name in records.RUN_TIME_TABLES:
+        (tmp_path / name).write_text("no table\n", encoding="utf-8")
     assert records.write_tables(tmp_path) == [tmp_path / records.README_FIGURE]
     assert (tmp_path / records.README_FIGURE).read_bytes() == b"\x89PNG\r\n\x1a\n"
     assert records.write_tables(tmp_path) == [], "a second run changes nothing"

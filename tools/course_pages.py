@@ -1,20 +1,72 @@
-"""The course pages: ``index.html`` beside the rendered notebooks, each listed with the title,
-goal and run time read from its opening markdown cell (written by ``make run``)."""
+"""The course pages (written by ``make run``): each notebook rendered as HTML, its math typeset
+by a copy of MathJax beside the pages (no internet needed), and ``index.html`` listing them with
+the title, goal and run time read from each notebook's opening markdown cell."""
 
 from __future__ import annotations
 
 import html
+import importlib.util
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from nbconvert import HTMLExporter
 
 HEADING = re.compile(r"^#+\s+(.+)$", re.MULTILINE)
 RUN_TIME = "**Run time:**"
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z*`])")
 # The sentence of a notebook's opening that says what the reader does there.
 GOAL_OPENINGS = ("This notebook", "Here you", "You ")
+
+
+# MathJax 2.7 as the package pinned in requirements-pages.txt ships it (the files the classic
+# Jupyter Notebook served): TeX input, HTML-CSS output with the STIX-Web fonts, not the TeX fonts
+# nor the CommonHTML output that nbconvert's CDN URL asks for. Pages load it from MATHJAX_FOLDER
+# beside them, with the local configuration below (MathJax's place for one: config/local/).
+MATHJAX_PACKAGE = "jupyter_server_mathjax"
+MATHJAX_FOLDER = "mathjax"
+MATHJAX_LOCAL_CONFIG = "config/local/offline.js"
+MATHJAX_URL = f"{MATHJAX_FOLDER}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,local/offline"
+OFFLINE_CONFIG = """\
+MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], webFont: "STIX-Web", imageFont: null}});
+MathJax.Ajax.loadComplete("[MathJax]/config/local/offline.js");
+"""
+
+
+def mathjax_source() -> Path | None:
+    """MathJax's files as installed from requirements-pages.txt (None when not installed)."""
+    spec = importlib.util.find_spec(MATHJAX_PACKAGE)  # found, not imported
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    static = Path(spec.submodule_search_locations[0]) / "static"
+    return static if (static / "MathJax.js").is_file() else None
+
+
+def install_mathjax(output_dir: Path) -> str:
+    """Copy MathJax into ``output_dir`` and return the URL its pages load it from; without
+    the package, say so and return nbconvert's default (a CDN: math needs the internet)."""
+    source = mathjax_source()
+    if source is None:
+        print(
+            f"    note: {MATHJAX_PACKAGE} is not installed (make setup installs it from "
+            "requirements-pages.txt): the pages load MathJax from the internet"
+        )
+        return HTMLExporter().mathjax_url
+    target = output_dir / MATHJAX_FOLDER
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    config = target / MATHJAX_LOCAL_CONFIG
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(OFFLINE_CONFIG, encoding="utf-8")
+    return MATHJAX_URL
+
+
+def render(notebook: nbformat.NotebookNode, page: Path, mathjax_url: str) -> Path:
+    """Write ``notebook`` as the HTML page ``page``, loading MathJax from ``mathjax_url``."""
+    body, _ = HTMLExporter(mathjax_url=mathjax_url).from_notebook_node(notebook)
+    page.write_text(body, encoding="utf-8")
+    return page
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,30 @@
-"""Write the student copies (`make student`) and the Colab bundle (`make colab-bundle`).
+"""Write the student copies (`make student`) and the Colab bundles (`make colab-bundle`).
 
 python tools/make_student.py                       # build/student/ and build/student.zip
 python tools/make_student.py --output-dir /tmp/x   # /tmp/x/student/ and /tmp/x/student.zip
-python tools/make_student.py --colab-bundle        # only build/course-bundle.zip
+python tools/make_student.py --colab-bundle        # only the two Colab bundles (below)
 
 Each notebook of notebooks/ is copied with its outputs and execution counts cleared and its
 solutions removed (the markdown cell that begins ``<details><summary>Solutions</summary>``); the
 exercise cells and their self-checks stay, as do cell tags and notebook metadata. notebooks/
 itself is only read. Beside the notebooks, the student folder holds what a student needs to run
-them (``helpers``, the pinned requirements, the Makefile's ``setup``, ``lab`` and ``run``), laid
-out like the repository; student.zip packs that folder for handing out.
+them (``helpers``, the committed pets photos and ImageNet weights, the pinned requirements, the
+tools ``make run`` uses), laid out like the repository, with its own README
+(``tools/student/README.md``) and a Makefile of the course Makefile's targets that work there
+(``setup``, ``lab``, ``run``, ``clean``); student.zip packs that folder for handing out.
 
-The Colab bundle is for Colab while the course has no repository Colab can clone: the notebooks
-as they are, ``helpers`` and what ``pip install --no-deps -e`` needs, at the top of one zip. A
-reader uploads it to ``/content``; each notebook's bootstrap cell unpacks it there.
+The Colab bundles are for Colab while the course has no repository Colab can clone: the
+notebooks, ``helpers`` and what ``pip install --no-deps -e`` needs, at the top of one zip named
+``course-bundle.zip``, the name each notebook's bootstrap cell looks for in ``/content``, where
+a reader uploads it. ``build/course-bundle.zip`` holds the notebooks as they are (solutions and
+outputs: the instructor's); ``build/student-colab/course-bundle.zip`` the student copies, to
+hand out: same name, same layout, so the unchanged bootstrap cell unpacks either.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import re
 import shutil
 import sys
 import tempfile
@@ -29,55 +34,54 @@ from pathlib import Path, PurePosixPath
 
 import nbformat
 
+try:  # imported as tools.make_student (the tests)
+    from tools.notebook_format import without_solutions
+except ModuleNotFoundError:  # run as a script: tools/ itself is on sys.path
+    from notebook_format import without_solutions
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
-SOLUTIONS_MARKER = "<details><summary>Solutions</summary>"
 ZIP_TOP_FOLDER = "segmentation-course"
-# What a student needs besides the notebooks, relative to the repository root. The Makefile's
-# `setup`, `lab` and `run` work in the student folder; `test`, `lint` and `benchmarks` need the
-# tests/ and benchmarks/ folders, which stay with the instructor.
+# What a student needs besides the notebooks, relative to the repository root: what
+# `make setup` installs from, what `make run` runs (tools/run_notebooks.py and the modules it
+# imports), and the data and weights notebooks 03, 04 and 07 read. tests/, benchmarks/ and docs/
+# stay with the instructor.
 BUNDLED_FILES = (
-    "README.md",
     "requirements.txt",
+    "requirements-pages.txt",
     "environment.yml",
     "pyproject.toml",
-    "Makefile",
     "data/README.md",
     "tools/run_notebooks.py",
     "tools/notebook_format.py",
     "tools/course_pages.py",
+    "tools/records.py",
 )
-BUNDLED_PACKAGE = "helpers"
-# The Colab bundle: what the bootstrap cell installs and the notebooks read, beside notebooks/.
-COLAB_BUNDLE = "course-bundle.zip"
-COLAB_BUNDLED_FILES = ("README.md", "requirements.txt", "pyproject.toml", "data/README.md")
-STUDENT_NOTE = """\
-# Student copy of the course
-
-The notebooks in `notebooks/` come without outputs and without the solutions of their
-exercises. Run them yourself:
-
-```bash
-make lab    # first time: creates .venv from requirements.txt (about a minute), then JupyterLab
-```
-
-Each exercise has a self-check cell: it prints "Fill in ... then run this cell again" until you
-have filled in your answer, then checks it (an error message says what is not right yet). Your
-instructor has the solutions. README.md describes the whole course; its `make test` and
-`make benchmarks` need folders that are not part of this copy.
+BUNDLED_FOLDERS = ("helpers", "data/pets_sample", "weights")
+# The student folder's own README (name there: its source in the repository)
+STUDENT_README = {"README.md": "tools/student/README.md"}
+# The student folder's Makefile: this header, then the course Makefile's variables and rules
+# that work there (the others need tests/, benchmarks/ or docs/, which it has not).
+STUDENT_MAKEFILE_HEADER = """\
+# The commands of your copy of the course (written from the course's Makefile by
+# tools/make_student.py). Each target builds .venv from the pinned requirements when missing.
+#   make lab      JupyterLab on the notebooks
+#   make run      execute every notebook top to bottom -> build/ (pages: build/index.html)
+#   make setup    only build .venv
+#   make clean    remove build/
 """
-
-
-def is_solution_cell(cell: nbformat.NotebookNode) -> bool:
-    """Whether ``cell`` is a notebook's solutions block."""
-    return cell.cell_type == "markdown" and cell.source.lstrip().startswith(SOLUTIONS_MARKER)
+STUDENT_MAKE_VARIABLES = ("PYTHON", "VENV", "BIN", "STAMP")
+STUDENT_MAKE_TARGETS = ("setup", "$(STAMP)", "run", "lab", "clean")
+# The Colab bundles: what the bootstrap cell installs and the notebooks read, beside notebooks/.
+COLAB_BUNDLE = "course-bundle.zip"
+STUDENT_COLAB_FOLDER = "student-colab"
+COLAB_BUNDLED_FILES = ("requirements.txt", "pyproject.toml", "data/README.md")
 
 
 def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``notebook`` without solutions, outputs, execution counts or execution record
     (tags kept)."""
-    student = copy.deepcopy(notebook)
-    student.cells = [cell for cell in student.cells if not is_solution_cell(cell)]
+    student = without_solutions(notebook)
     student.metadata.pop("execution_record", None)  # it describes outputs this copy has not
     for cell in student.cells:
         cell.metadata.pop("execution", None)
@@ -87,17 +91,51 @@ def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return student
 
 
-def copy_course_files(destination: Path, files: Iterable[str]) -> None:
-    """Copy ``helpers`` and ``files`` (relative to the repository root) into ``destination``."""
-    for name in files:
+def copy_course_files(destination: Path, files: Iterable[str], renamed: dict[str, str]) -> None:
+    """Copy ``files`` and :data:`BUNDLED_FOLDERS` (relative to the repository root) into
+    ``destination``, and each source of ``renamed`` under its new name (its key)."""
+    for name, source in [*((name, name) for name in files), *renamed.items()]:
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, target)
-    shutil.copytree(
-        REPO_ROOT / BUNDLED_PACKAGE,
-        destination / BUNDLED_PACKAGE,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )
+        shutil.copy2(REPO_ROOT / source, target)
+    for folder in BUNDLED_FOLDERS:
+        shutil.copytree(
+            REPO_ROOT / folder,
+            destination / folder,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+
+
+def write_student_notebooks(notebooks: list[Path], folder: Path) -> list[str]:
+    """Write the student copy of each of ``notebooks`` into ``folder``; say what each lost."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = []
+    for path in notebooks:
+        notebook = nbformat.read(path, as_version=4)
+        student = student_notebook(notebook)
+        removed = len(notebook.cells) - len(student.cells)
+        nbformat.write(student, folder / path.name)
+        done.append(f"{path.name}: outputs cleared, {removed} solutions cell(s) removed")
+    return done
+
+
+def student_makefile(makefile: str) -> str:
+    """The student folder's Makefile, from the course's ``makefile``: its
+    :data:`STUDENT_MAKE_VARIABLES` and the rules of :data:`STUDENT_MAKE_TARGETS`, as they are."""
+    variables = []
+    for name in STUDENT_MAKE_VARIABLES:
+        line = re.search(rf"^{name} [:?]?=.*$", makefile, flags=re.MULTILINE)
+        if line is None:
+            raise ValueError(f"the course Makefile no longer sets {name}")
+        variables.append(line.group())
+    rules = {block.split(":", 1)[0]: block.strip("\n") for block in makefile.split("\n\n")}
+    missing = [target for target in STUDENT_MAKE_TARGETS if target not in rules]
+    if missing:
+        raise ValueError(f"the course Makefile has no rule for {', '.join(missing)}")
+    phony = " ".join(target for target in STUDENT_MAKE_TARGETS if not target.startswith("$"))
+    blocks = ["\n".join(variables), f".PHONY: {phony}"]
+    blocks += [rules[target] for target in STUDENT_MAKE_TARGETS]
+    return STUDENT_MAKEFILE_HEADER + "\n\n".join(blocks) + "\n"
 
 
 def write_zip(folder: Path, archive: Path, top_folder: str = ZIP_TOP_FOLDER) -> None:
@@ -132,32 +170,37 @@ def build(output_dir: Path, notebooks: list[Path]) -> tuple[Path, Path]:
                 "Move it away or choose another --output-dir, then run again."
             )
         shutil.rmtree(folder)
-    (folder / "notebooks").mkdir(parents=True)
+    folder.mkdir(parents=True)
     (folder / MADE_HERE).touch()
-    for path in notebooks:
-        notebook = nbformat.read(path, as_version=4)
-        student = student_notebook(notebook)
-        removed = len(notebook.cells) - len(student.cells)
-        nbformat.write(student, folder / "notebooks" / path.name)
-        print(f"    {path.name}: outputs cleared, {removed} solutions cell(s) removed")
-    copy_course_files(folder, BUNDLED_FILES)
-    (folder / "STUDENT.md").write_text(STUDENT_NOTE, encoding="utf-8")
+    for done in write_student_notebooks(notebooks, folder / "notebooks"):
+        print(f"    {done}")
+    copy_course_files(folder, BUNDLED_FILES, STUDENT_README)
+    makefile = student_makefile((REPO_ROOT / "Makefile").read_text(encoding="utf-8"))
+    (folder / "Makefile").write_text(makefile, encoding="utf-8")
     archive = output_dir / "student.zip"
     write_zip(folder, archive)
     return folder, archive
 
 
-def build_colab_bundle(output_dir: Path, notebooks: list[Path]) -> Path:
-    """Write ``output_dir/course-bundle.zip``: ``notebooks`` as they are, ``helpers`` and the
-    files it installs from, at the top of the zip (the bootstrap cell unpacks it as the course)."""
-    archive = output_dir / COLAB_BUNDLE
-    output_dir.mkdir(parents=True, exist_ok=True)
+def build_colab_bundle(output_dir: Path, notebooks: list[Path], student: bool = False) -> Path:
+    """Write a Colab bundle and return its path: ``output_dir/course-bundle.zip`` with
+    ``notebooks`` as they are, or (``student``) ``output_dir/student-colab/course-bundle.zip``
+    with their student copies and the student README. Beside them at the top of the zip (the
+    bootstrap cell unpacks it as the course): ``helpers``, the data, the weights and the files
+    pip installs from."""
+    where = output_dir / STUDENT_COLAB_FOLDER if student else output_dir
+    archive = where / COLAB_BUNDLE
+    where.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as staging:
         folder = Path(staging)
-        (folder / "notebooks").mkdir()
-        for path in notebooks:
-            shutil.copy2(path, folder / "notebooks" / path.name)
-        copy_course_files(folder, COLAB_BUNDLED_FILES)
+        if student:
+            write_student_notebooks(notebooks, folder / "notebooks")
+        else:
+            (folder / "notebooks").mkdir()
+            for path in notebooks:
+                shutil.copy2(path, folder / "notebooks" / path.name)
+        readme = STUDENT_README if student else {"README.md": "README.md"}
+        copy_course_files(folder, COLAB_BUNDLED_FILES, readme)
         write_zip(folder, archive, top_folder="")
     return archive
 
@@ -166,7 +209,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "build")
     parser.add_argument(
-        "--colab-bundle", action="store_true", help=f"write only {COLAB_BUNDLE}, for Colab"
+        "--colab-bundle",
+        action="store_true",
+        help=f"write only the two {COLAB_BUNDLE} for Colab (instructor's, students')",
     )
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     args = parser.parse_args()
@@ -174,8 +219,11 @@ def main() -> int:
     notebooks = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     if args.colab_bundle:
         archive = build_colab_bundle(args.output_dir, notebooks)
-        print(f"==> {archive}: {len(notebooks)} notebook(s) and helpers/; on Colab, upload it")
-        print("    to /content in the Files pane, then run a notebook's first code cell")
+        print(f"==> {archive}: {len(notebooks)} notebook(s) as they are, with solutions")
+        student = build_colab_bundle(args.output_dir, notebooks, student=True)
+        print(f"==> {student}: the student copies (no solutions, no outputs), to hand out")
+        print(f"    On Colab, upload {COLAB_BUNDLE} unrenamed to /content in the Files pane, then")
+        print("    run a notebook's first code cell")
         return 0
     print(f"==> student copies of {len(notebooks)} notebook(s)")
     try:

@@ -1,10 +1,12 @@
 """How the course stores its notebooks: the figure policy and JupyterLab's own metadata
-(applied by ``tools/run_notebooks.py`` to every notebook it writes, and by its ``--tidy``)."""
+(applied by ``tools/run_notebooks.py`` to every notebook it writes, and by its ``--tidy``), and
+the solutions block that students' copies and pages leave out."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import io
 
 import nbformat
@@ -77,3 +79,19 @@ def tidy_metadata(notebook: nbformat.NotebookNode) -> None:
     for cell in notebook.cells:
         tags = cell.metadata.get("tags")
         cell.metadata = nbformat.from_dict({"tags": tags} if tags else {})
+
+
+# A notebook's solutions: the collapsed markdown cell after its exercises that begins so.
+SOLUTIONS_MARKER = "<details><summary>Solutions</summary>"
+
+
+def is_solution_cell(cell: nbformat.NotebookNode) -> bool:
+    """Whether ``cell`` is a notebook's solutions block."""
+    return cell.cell_type == "markdown" and cell.source.lstrip().startswith(SOLUTIONS_MARKER)
+
+
+def without_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` without its solutions block (outputs and metadata kept)."""
+    kept = copy.deepcopy(notebook)
+    kept.cells = [cell for cell in kept.cells if not is_solution_cell(cell)]
+    return kept

@@ -9,6 +9,10 @@ With --output-dir, also writes index.html there: the course's notebooks in order
 title, goal and run time (read from its opening markdown cell) and a link to its rendered page,
 so a class can read the course without running it. A notebook whose run failed is listed as
 failed (its page stops at the failing cell); one not rendered yet is listed without a link.
+When the notebooks have solutions blocks, the same executed notebooks, pages and index are
+also written without them into OUTPUT_DIR/student-pages/: the flavour to publish for students
+(nothing runs twice). The pages typeset their math with a copy of MathJax in their folder:
+they need no internet.
 
 Prints each code cell as it starts, so a long run shows where it is. A notebook that fails is
 reported (notebook, cell, error in plain text) and kept with its outputs up to the failing cell
@@ -34,16 +38,20 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
-from nbconvert import HTMLExporter
 
 try:  # imported as tools.run_notebooks (the tests)
     from tools import records
-    from tools.course_pages import write_index
-    from tools.notebook_format import shrink_figures, tidy_metadata
+    from tools.course_pages import install_mathjax, render, write_index
+    from tools.notebook_format import (
+        is_solution_cell,
+        shrink_figures,
+        tidy_metadata,
+        without_solutions,
+    )
 except ModuleNotFoundError:  # run as a script: tools/ itself is on sys.path
     import records
-    from course_pages import write_index
-    from notebook_format import shrink_figures, tidy_metadata
+    from course_pages import install_mathjax, render, write_index
+    from notebook_format import is_solution_cell, shrink_figures, tidy_metadata, without_solutions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -51,6 +59,8 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 # machine; under load it can take twice that. nbval uses the same limit (pyproject.toml).
 CELL_TIMEOUT_SECONDS = 3600
 ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# The pages without the solutions, in this folder of --output-dir
+STUDENT_PAGES = "student-pages"
 
 
 # Run in the notebook's own kernel after its last cell (then removed): the machine and the
@@ -179,20 +189,44 @@ def failure_report(path: Path, notebook: nbformat.NotebookNode, error: CellExecu
     return "\n".join(lines)
 
 
-def write(notebook: nbformat.NotebookNode, path: Path, args: argparse.Namespace) -> list[Path]:
-    """Save the executed notebook, tidied (in place, or as a copy + HTML under
-    ``--output-dir``)."""
+def has_solutions(path: Path) -> bool:
+    """Whether the notebook at ``path`` has a solutions block (its student page leaves it out)."""
+    return any(map(is_solution_cell, nbformat.read(path, as_version=4).cells))
+
+
+def page_folders(args: argparse.Namespace) -> list[Path]:
+    """Where ``--output-dir`` pages go: the folder itself, and its student pages' folder."""
+    return [args.output_dir, *([args.output_dir / STUDENT_PAGES] if args.student_pages else [])]
+
+
+def prepare_pages(args: argparse.Namespace) -> str:
+    """Make the page folders of ``--output-dir``, each with its copy of MathJax; return the URL
+    the pages load MathJax from (the same in each folder)."""
+    url = ""
+    for folder in page_folders(args):
+        folder.mkdir(parents=True, exist_ok=True)
+        url = install_mathjax(folder)
+    return url
+
+
+def write(
+    notebook: nbformat.NotebookNode, path: Path, args: argparse.Namespace, mathjax_url: str
+) -> list[Path]:
+    """Save the executed notebook, tidied (in place, or as a copy + HTML page under
+    ``--output-dir``, and under its student pages' folder without the solutions); the pages
+    load MathJax from ``mathjax_url`` (:func:`prepare_pages`)."""
     shrink_figures(notebook)
     tidy_metadata(notebook)
     if args.in_place:
         nbformat.write(notebook, path)
         return [path]
-    executed = args.output_dir / path.name
-    nbformat.write(notebook, executed)
-    html, _ = HTMLExporter().from_notebook_node(notebook)
-    rendered = executed.with_suffix(".html")
-    rendered.write_text(html, encoding="utf-8")
-    return [executed, rendered]
+    written = []
+    for folder in page_folders(args):
+        shown_here = notebook if folder == args.output_dir else without_solutions(notebook)
+        executed = folder / path.name
+        nbformat.write(shown_here, executed)
+        written += [executed, render(shown_here, executed.with_suffix(".html"), mathjax_url)]
+    return written
 
 
 def main() -> int:
@@ -209,6 +243,7 @@ def main() -> int:
     args = parser.parse_args()
 
     paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    args.student_pages = bool(args.output_dir) and any(map(has_solutions, paths))
     if args.tidy:
         for path in paths:
             notebook = nbformat.read(path, as_version=4)
@@ -217,8 +252,7 @@ def main() -> int:
             nbformat.write(notebook, path)
             print(f"{shown(path)}: figures {before / 1024:,.0f} -> {after / 1024:,.0f} KiB")
         return 0
-    if args.output_dir:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
+    mathjax_url = prepare_pages(args) if args.output_dir else ""
     failures = []
     total_start = time.perf_counter()
     for number, path in enumerate(paths, 1):
@@ -231,13 +265,14 @@ def main() -> int:
             if args.in_place:
                 print("    not written: the committed notebook keeps its outputs", flush=True)
                 continue
-        written = write(notebook, path, args)
+        written = write(notebook, path, args, mathjax_url)
         where = ", ".join(shown(p) for p in written)
         print(f"    done in {time.perf_counter() - start:.0f} s -> {where}", flush=True)
     if args.output_dir:
         course = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
-        index = write_index(args.output_dir, [*course, *paths])
-        print(f"==> course pages: {shown(index)} links every rendered notebook")
+        for folder in page_folders(args):
+            index = write_index(folder, [*course, *paths])
+            print(f"==> course pages: {shown(index)} links every rendered notebook")
     if args.in_place and any(path.parent == NOTEBOOKS for path in paths):
         tables = ", ".join(shown(p) for p in records.write_tables()) or "no table changed"
         print(f"==> run times from the execution records written into: {tables}")
