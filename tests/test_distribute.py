@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import types
 from pathlib import Path
 
+import processes
 import pytest
 import tensorflow as tf
 
-from helpers import REPO_ROOT, data, distribute, models, shapes, training
+from helpers import data, distribute, models, shapes, training
 
 SCRIPT = Path(__file__).with_name("distributed_script.py")
-TIMEOUT_S = 300
 
 
 # --- in-process: the default strategy and the arithmetic -------------------------------------
@@ -92,44 +87,13 @@ def test_train_refuses_a_model_built_outside_the_strategys_scope(tmp_path):
 # --- fresh processes: two replicas, two workers ----------------------------------------------
 
 
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(SCRIPT), *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group: killed whole on a timeout
-    )
+def _start(args: list[str], env: dict[str, str]):
+    return processes.start([str(SCRIPT), *args], env)
 
 
-def _outputs(processes: list[subprocess.Popen]) -> list[str]:
-    """Wait for every process (TIMEOUT_S each) and return their outputs; on a timeout, kill
-    every process group and fail."""
-    outputs = []
-    try:
-        for process in processes:
-            outputs.append(process.communicate(timeout=TIMEOUT_S)[0])
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"a distributed job ran past {TIMEOUT_S} s and was stopped")
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-    return outputs
-
-
-def _results(processes: list[subprocess.Popen]) -> list[dict]:
-    """The JSON each process printed; fails with the output of a process that failed."""
-    outputs = _outputs(processes)
-    results = []
-    for process, output in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, output[-4000:]
-        line = next(line for line in output.splitlines() if line.startswith("RESULT "))
-        results.append(json.loads(line.removeprefix("RESULT ")))
-    return results
+def _results(started: list) -> list[dict]:
+    """The JSON each process printed after ``RESULT``."""
+    return processes.last_json(started, prefix="RESULT ")
 
 
 @pytest.mark.slow  # over 10 s: make verify
@@ -168,28 +132,14 @@ def test_the_recipe_trains_and_resumes_on_two_replicas(small_shapes, tmp_path):
     assert (resumed["epochs_run"], _history_rows(run_dir)) == (1, 3)
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def test_two_workers_are_refused_with_the_reason_before_training(small_shapes, tmp_path):
     """Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585): both
     workers of a two-worker cluster on the loopback interface stop at once with the reason
     and the alternatives, having written nothing."""
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        args = ["train", str(small_shapes), str(tmp_path / "run"), "2"]
-        processes.append(_start(args, {"TF_CONFIG": json.dumps(tf_config)}))
-    outputs = _outputs(processes)
-    for process, output in zip(processes, outputs, strict=True):
+    args = ["train", str(small_shapes), str(tmp_path / "run"), "2"]
+    started = [_start(args, env) for env in processes.cluster_env(2)]
+    outputs = processes.outputs(started)
+    for process, output in zip(started, outputs, strict=True):
         assert process.returncode != 0
         assert (
             "NotImplementedError: The recipe cannot train under MultiWorkerMirroredStrategy"
