@@ -4,7 +4,8 @@ and its learning rate (taught in notebook 08).
 The recipe (:func:`helpers.training.train`) runs unchanged on one device (TensorFlow's default
 strategy), on several GPUs or logical CPU devices (``MirroredStrategy``) and on a TPU
 (``TPUStrategy``; written, not yet run on one). ``MultiWorkerMirroredStrategy`` (several
-machines, ``TF_CONFIG``) is refused with the reason: see :func:`check_supported`.
+machines, ``TF_CONFIG``) is refused with the reason (see :func:`check_supported`); the course's
+own training loop, :mod:`helpers.loop`, runs under it.
 """
 
 from __future__ import annotations
@@ -126,8 +127,10 @@ def scaled_learning_rate(learning_rate: float, strategy: tf.distribute.Strategy)
 MULTI_WORKER_UNSUPPORTED = (
     "The recipe cannot train under MultiWorkerMirroredStrategy: Keras {keras_version}'s "
     "model.fit fails under it with TensorFlow {tf_version} (keras-team/keras#20585, open). "
-    "On one machine use all its GPUs with MirroredStrategy (choose_strategy does so); across "
-    "machines, use a Keras version that fixes the issue, or a custom training loop."
+    "Across machines, use the course's training loop, which runs under it: "
+    "helpers.loop.train_loop, or `python -m helpers.loop DATASET RUN_DIR` on every worker "
+    "(notebook 08 writes it out). On one machine, MirroredStrategy uses all its GPUs "
+    "(choose_strategy picks it)."
 )
 
 

@@ -192,6 +192,7 @@ def train_loop(
     latest checkpoint in ``run_dir`` if there is one. Returns the model and the run's log (the
     chief also writes it to ``run_dir / HISTORY`` after every epoch)."""
     run_dir = Path(run_dir)
+    keras.utils.set_random_seed(config.seed)  # the shuffle and augmentation too
     train_batches, val_batches, steps = distributed_batches(dataset, config, strategy)
     model, optimizer = build(dataset.classes, config, strategy, steps, synchronized_batchnorm)
     train_step, val_step = make_steps(model, optimizer, dataset.classes, strategy)
