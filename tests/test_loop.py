@@ -103,45 +103,24 @@ def test_only_the_chief_keeps_checkpoints(tmp_path):
     assert loop.save_dir(tmp_path, worker("worker", 1)) == tmp_path / ".worker-1"
 
 
+# the options of every run below: the tiny configuration
+OPTIONS = ["--batch-size", "2", "--image-size", "32", "--base-filters", "4", "--seed", "3"]
+
+
 def test_the_command_line_trains_one_worker(tiny_shapes, tmp_path, capsys):
-    loop.main(
-        [
-            str(tiny_shapes),
-            str(tmp_path / "run"),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "2",
-            "--image-size",
-            "32",
-            "--base-filters",
-            "4",
-        ]
-    )
+    loop.main([str(tiny_shapes), str(tmp_path / "run"), "--epochs", "1", *OPTIONS])
     report = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert (report["replicas"], report["chief"], len(report["loss"])) == (1, True, 1)
 
 
 # --- fresh processes: two replicas of one process, two workers --------------------------------
 
-COMMAND = [
-    "-m",
-    "helpers.loop",
-    "--batch-size",
-    "2",
-    "--image-size",
-    "32",
-    "--base-filters",
-    "4",
-    "--seed",
-    "3",
-]
-
 
 def _run(
     tiny_shapes: Path, run_dir: Path, epochs: int, envs: list[dict[str, str]], *extra: str
 ) -> list:
-    args = [*COMMAND, str(tiny_shapes), str(run_dir), "--epochs", str(epochs), *extra]
+    args = ["-m", "helpers.loop", str(tiny_shapes), str(run_dir), "--epochs", str(epochs)]
+    args += [*OPTIONS, *extra]
     return [processes.start(args, env) for env in envs]
 
 
