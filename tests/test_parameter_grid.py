@@ -69,10 +69,13 @@ def test_a_value_outside_the_allowed_ones_stops_the_first_cell(number, tmp_path)
         _execute(number, tmp_path, {name: value})
     assert error.value.ename == "ParameterError"
     assert message in error.value.evalue
-    executed = nbformat.read(tmp_path / f"{number}.ipynb", as_version=4)
-    tags = [cell.metadata.get("tags", []) for cell in executed.cells]
+    # the cell that stopped is the check right after the parameters papermill injected
+    cells = nbformat.read(tmp_path / f"{number}.ipynb", as_version=4).cells
+    executed = [cell for cell in cells if "papermill-error-cell" not in cell.source]  # its banner
+    tags = [cell.metadata.get("tags", []) for cell in executed]
     injected = next(i for i, cell_tags in enumerate(tags) if "injected-parameters" in cell_tags)
-    assert error.value.cell_index == injected + 1  # the check, right after the parameters
+    assert executed[injected + 1].source == error.value.source
+    assert error.value.source.startswith("# extra code – stop here, naming the fix")
 
 
 @pytest.mark.slow  # trains at the small budget: make verify

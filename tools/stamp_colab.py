@@ -36,7 +36,7 @@ BOOTSTRAP_MARKER = "# Colab only:"
 # course's own pins.
 TESTED_KERAS = (3, 13)
 # A notebook that calls one of these trains a model, and asks Colab for a GPU runtime.
-TRAINING_CALLS = (".fit(", "training.train(", "load_or_train(")
+TRAINING_CALLS = (".fit(", "training.train(", "load_or_train(", "train_loop(")
 _BADGE_LINE = re.compile(r"colab-badge\.svg|View%20on-GitHub|View on GitHub")
 
 BOOTSTRAP_TEMPLATE = """\
