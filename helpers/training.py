@@ -3,9 +3,11 @@
 Notebooks 04 and later call :func:`load_or_train`, so each runs on its own (on Colab, say):
 it loads the model notebook 03 saved in ``artifacts/``, or trains the same one and says so.
 
-Nothing is lost: runs live in ``artifacts/<dataset>/<model>-<config id>/`` (one folder per
-dataset and configuration, :func:`default_run_dir`), trained models in
-``artifacts/<dataset>/unet-<config id>.keras`` (:func:`model_path`); every model file is
+Nothing is lost or mixed up: runs live in ``artifacts/<dataset key>/<model>-<run id>/`` (one
+folder per dataset and configuration, :func:`default_run_dir`), trained models in
+``artifacts/<dataset key>/<model>-<config id>.keras`` (:func:`model_path`), where the dataset key
+is the folder's name under ``data/`` and its name plus a hash of its resolved path elsewhere
+(:func:`dataset_key`), so two folders of the same name never share a model; every model file is
 written to a temporary file and renamed over the old one, so a crash leaves the old file or the
 new one, never a broken one; and no good file is ever deleted.
 """
@@ -32,6 +34,7 @@ import tensorflow as tf
 
 from helpers import (
     ARTIFACTS_DIR,
+    DATA_DIR,
     REPO_ROOT,
     distribute,
     losses,
@@ -101,6 +104,8 @@ SMALL_SPLIT_BATCHES = 10
 # Fields added after models were saved under their config_id: hashed only when they differ from
 # their default, so an older configuration keeps its id (and its saved model's file name).
 LATER_FIELDS = ("min_steps",)
+# Fields a resumed run may change: how long it goes on and how patiently it waits.
+RESUMABLE_CHANGES = ("epochs", "patience")
 
 CPU_CONFIG = TrainConfig()
 # On a GPU: larger images and batches, a wider U-Net, and float16 maths on Tensor Cores.
@@ -131,28 +136,52 @@ def resolve_config(require_gpu: bool = False, **overrides: object) -> TrainConfi
     return config
 
 
-def config_id(config: TrainConfig) -> str:
-    """A short name for a configuration, the same on every machine: its image size and epochs,
-    then a hash of every field (``"64px-60ep-1a2b3c4d"``), so two configurations never share
-    a run folder or a model file."""
+def _digest(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _fields(config: TrainConfig) -> dict:
+    """The configuration's fields, without later fields left at their defaults."""
     values = dataclasses.asdict(config)
     for name in LATER_FIELDS:
         if values[name] == TrainConfig.__dataclass_fields__[name].default:
             del values[name]
-    fields = json.dumps(values, sort_keys=True)
-    digest = hashlib.sha256(fields.encode()).hexdigest()[:8]
-    return f"{config.image_size}px-{config.epochs}ep-{digest}"
+    return values
 
 
-def default_run_dir(dataset_name: str, config: TrainConfig, model_name: str = "unet") -> Path:
-    """Where :func:`train` keeps a run: ``artifacts/<dataset>/<model>-<config id>/``."""
-    return ARTIFACTS_DIR / dataset_name / f"{model_name}-{config_id(config)}"
+def config_id(config: TrainConfig) -> str:
+    """A short name for a configuration, the same on every machine: its image size and epochs,
+    then a hash of every field (``"64px-60ep-1a2b3c4d"``), so two configurations never share
+    a model file."""
+    return f"{config.image_size}px-{config.epochs}ep-{_digest(_fields(config))}"
 
 
-def model_path(dataset_name: str, config: TrainConfig) -> Path:
-    """Where the trained U-Net of a dataset and configuration is saved (:func:`save_trained`)
-    and loaded (:func:`load_or_train`): ``artifacts/<dataset>/unet-<config id>.keras``."""
-    return default_run_dir(dataset_name, config).with_suffix(".keras")
+def run_id(config: TrainConfig) -> str:
+    """:func:`config_id` without the fields a resumed run may change (``RESUMABLE_CHANGES``):
+    a run resumed with more epochs finds its folder (``"64px-1a2b3c4d"``)."""
+    values = {k: v for k, v in _fields(config).items() if k not in RESUMABLE_CHANGES}
+    return f"{config.image_size}px-{_digest(values)}"
+
+
+def dataset_key(dataset: Dataset) -> str:
+    """The dataset's folder in ``artifacts/``: its name for a folder directly under ``data/``,
+    else its name and a hash of its resolved path (``"mydata-1a2b3c4d"``), so that two
+    datasets called ``mydata`` never share a run or a model."""
+    root = dataset.root.resolve()
+    if root.parent == DATA_DIR.resolve():
+        return dataset.name
+    return f"{dataset.name}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
+
+
+def default_run_dir(dataset: Dataset, config: TrainConfig, model_name: str = "unet") -> Path:
+    """Where :func:`train` keeps a run: ``artifacts/<dataset key>/<model>-<run id>/``."""
+    return ARTIFACTS_DIR / dataset_key(dataset) / f"{model_name}-{run_id(config)}"
+
+
+def model_path(dataset: Dataset, config: TrainConfig, model_name: str = "unet") -> Path:
+    """Where the trained model of a dataset and configuration is saved (:func:`save_trained`)
+    and loaded (:func:`load_or_train`): ``artifacts/<dataset key>/<model>-<config id>.keras``."""
+    return ARTIFACTS_DIR / dataset_key(dataset) / f"{model_name}-{config_id(config)}.keras"
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -185,11 +214,13 @@ class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 @dataclass(frozen=True)
 class RunLength:
     """How long a run is: ``epochs`` epochs of ``steps_per_epoch`` optimizer steps, each epoch
-    ``passes`` passes over the training pairs (more than 1 only on a small training split)."""
+    ``passes`` passes over the training pairs (more than 1 only on a small training split).
+    Early stopping judges the epochs from ``stop_from`` on (0-based; see :func:`run_length`)."""
 
     epochs: int
     steps_per_epoch: int
     passes: int = 1
+    stop_from: int = 0
 
     @property
     def total_steps(self) -> int:
@@ -208,6 +239,10 @@ def run_length(config: TrainConfig, train_size: int) -> RunLength:
     ``epochs`` passes come to fewer than ``config.min_steps`` steps: there each epoch repeats the
     pairs (with new random augmentation each time) until the run reaches ``min_steps``. Epochs,
     early-stopping patience and the learning-rate schedule keep their meaning, on longer epochs.
+
+    Early stopping starts judging once the run has taken ``min_steps`` steps and its
+    learning-rate decay has begun (``stop_from``): judged earlier, on a handful of validation
+    images, it ended short runs before the decay and the announced length.
     """
     steps_per_pass = math.ceil(train_size / config.batch_size)
     passes = 1
@@ -215,7 +250,10 @@ def run_length(config: TrainConfig, train_size: int) -> RunLength:
     if short and is_small_split(train_size, config.batch_size):
         steps_needed = math.ceil(config.min_steps / config.epochs)
         passes = math.ceil(steps_needed * config.batch_size / train_size)
-    return RunLength(config.epochs, math.ceil(passes * train_size / config.batch_size), passes)
+    steps_per_epoch = math.ceil(passes * train_size / config.batch_size)
+    decay_start = math.floor(config.epochs * (1 - config.decay_fraction) + 1e-9)
+    stop_from = min(config.epochs, max(math.ceil(config.min_steps / steps_per_epoch), decay_start))
+    return RunLength(config.epochs, steps_per_epoch, passes, stop_from)
 
 
 def learning_rate_for(config: TrainConfig, train_size: int) -> float | ConstantThenLinearDecay:
@@ -239,7 +277,7 @@ def run_length_note(config: TrainConfig, train_size: int) -> str | None:
         f"augmentation each time), and the run takes {config.epochs} epochs of "
         f"{length.steps_per_epoch} steps = {length.total_steps:,d} steps (at least "
         f"min_steps={config.min_steps:,d}; patience and the learning-rate decay count these "
-        "epochs)."
+        "epochs, and early stopping waits for the decay)."
     )
 
 
@@ -444,8 +482,11 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         save_atomically(self.model, self.path)
 
 
-def default_callbacks(run_dir: Path, patience: int) -> list[keras.callbacks.Callback]:
-    """Checkpoint (``.keras``), early stopping on validation mean IoU, CSV and TensorBoard logs.
+def default_callbacks(
+    run_dir: Path, patience: int, stop_from: int = 0
+) -> list[keras.callbacks.Callback]:
+    """Checkpoint (``.keras``), early stopping on validation mean IoU (judged from epoch
+    ``stop_from``, :func:`run_length`), CSV and TensorBoard logs.
 
     The checkpoint comes before the CSV log, so the log never counts an epoch that the
     checkpoint does not hold (resuming reads the epoch count from the log)."""
@@ -453,7 +494,11 @@ def default_callbacks(run_dir: Path, patience: int) -> list[keras.callbacks.Call
     return [
         AtomicCheckpoint(run_dir / "checkpoint.keras"),
         keras.callbacks.EarlyStopping(
-            monitor="val_mean_iou", mode="max", patience=patience, restore_best_weights=True
+            monitor="val_mean_iou",
+            mode="max",
+            patience=patience,
+            restore_best_weights=True,
+            start_from_epoch=stop_from,
         ),
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
         keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False),
@@ -497,8 +542,6 @@ def recipe_batches(
 
 
 RUN_FILES = ("checkpoint.keras", "history.csv", "run.json", "logs")
-# Fields a resumed run may change: how long it goes on and how patiently it waits.
-RESUMABLE_CHANGES = ("epochs", "patience")
 
 
 def _count(number: int, noun: str) -> str:
@@ -545,12 +588,15 @@ def load_model_file(path: Path) -> keras.Model:
             bad_member = archive.testzip()
     except (zipfile.BadZipFile, EOFError) as error:
         bad_member = f"not a complete .keras archive: {error}"
-    if bad_member:
-        raise DamagedModelError(
-            f"The model file {_shown(path)} is damaged ({bad_member}; "
-            f"{path.stat().st_size:,d} bytes), probably by a crash during its save."
-        )
-    return keras.models.load_model(path, safe_mode=True)
+    if not bad_member:
+        try:
+            return keras.models.load_model(path, safe_mode=True)
+        except (ValueError, TypeError, KeyError, OSError) as error:  # a broken config or weights
+            bad_member = f"Keras cannot load it: {type(error).__name__}: {str(error)[:200]}"
+    raise DamagedModelError(
+        f"The model file {_shown(path)} is damaged ({bad_member}; "
+        f"{path.stat().st_size:,d} bytes), probably by a crash during its save."
+    )
 
 
 def _resume_mismatches(
@@ -647,7 +693,7 @@ def train(
             model = models.unet(
                 classes.num_classes, image_size=config.image_size, base_filters=config.base_filters
             )
-    run_dir = Path(run_dir or default_run_dir(dataset.name, config, model.name))
+    run_dir = Path(run_dir or default_run_dir(dataset, config, model.name))
     checkpoint = run_dir / "checkpoint.keras"
     resuming = resume and checkpoint.is_file()
     if resume and not resuming:
@@ -683,7 +729,7 @@ def train(
     train_batches, val_batches = batches
     if not resuming:
         start_run(run_dir, config)
-    recipe_callbacks = default_callbacks(run_dir, config.patience)
+    recipe_callbacks = default_callbacks(run_dir, config.patience, length.stop_from)
     history = model.fit(
         train_batches,
         validation_data=val_batches,
@@ -693,12 +739,30 @@ def train(
         callbacks=recipe_callbacks + list(callbacks or []),
         verbose=verbose,
     )
+    if note := early_stopping_note(recipe_callbacks, config.epochs):
+        print(note)
     confusion = confusion_on(model, val_batches, classes)
     small = is_small_split(len(train_pairs), step_config.batch_size)
     kept = _kept_epoch(recipe_callbacks, len(history.history.get("loss", [])) + initial_epoch)
-    if warning := trivial_model_warning(confusion, classes, config.image_size, small, kept):
+    if warning := trivial_model_warning(confusion, classes, config, small, kept):
         print(warning)
     return model, history.history
+
+
+def early_stopping_note(callbacks: list[keras.callbacks.Callback], epochs: int) -> str | None:
+    """One line when early stopping ended the run before ``epochs`` (None when it did not)."""
+    for callback in callbacks:
+        stopper = isinstance(callback, keras.callbacks.EarlyStopping)
+        if stopper and 0 < callback.stopped_epoch < epochs - 1:
+            return (
+                f"Early stopping ended the run after epoch {callback.stopped_epoch + 1} of "
+                f"{epochs}: validation mean IoU had not improved for "
+                f"{_count(callback.patience, 'epoch')}; "
+                f"the weights of epoch {callback.best_epoch + 1} ({float(callback.best):.3f}) "
+                f"are kept. It judged from epoch {callback.start_from_epoch + 1} on; "
+                f"patience={2 * callback.patience} waits longer."
+            )
+    return None
 
 
 # A labelled class predicted on fewer pixels than this share of its labelled pixels is "missed".
@@ -721,16 +785,34 @@ def _kept_epoch(callbacks: list[keras.callbacks.Callback], last_epoch: int) -> t
     return None
 
 
+def trivial_model_fixes(config: TrainConfig) -> list[str]:
+    """The changes to ``config`` that the trivial-model warning offers: each one differs from
+    what ``config`` already does."""
+    fixes = [
+        f"more optimizer steps (epochs={2 * config.epochs} or "
+        f"min_steps={max(2 * config.min_steps, 2_000):,d})",
+        f"structures too thin to survive {config.image_size}x{config.image_size} (a larger "
+        f"image_size, e.g. {2 * config.image_size}; helpers.resolution.report names one)",
+    ]
+    if config.loss != "cross_entropy_dice":
+        weights = ", class_weight_power=0" if config.class_weight_power else ""
+        fixes.append(f"a rare class (loss='cross_entropy_dice'{weights}, the recipe's loss)")
+    elif not config.class_weight_power:
+        fixes.append("a rare class (loss='cross_entropy' with class_weight_power=0.5, notebook 06)")
+    return fixes
+
+
 def trivial_model_warning(
     confusion: np.ndarray,
     classes: Classes,
-    image_size: int,
+    config: TrainConfig,
     small_split: bool = False,
     kept_epoch: tuple[int, float] | None = None,
 ) -> str | None:
     """A plain warning when a trained model is trivial: it predicts (almost) only one class
     though the validation masks hold others; on a small training split, also when any labelled
-    class is (almost) never predicted. None when neither holds.
+    class is (almost) never predicted. None when neither holds. The fixes it offers change
+    ``config`` (:func:`trivial_model_fixes`).
 
     ``kept_epoch`` (epoch, validation mean IoU) says early stopping kept an earlier epoch's
     weights; the warning then says that those weights are this solution.
@@ -745,10 +827,11 @@ def trivial_model_warning(
     if trivial:
         top = int(np.argmax(predicted))
         share = predicted[top] / max(predicted.sum(), 1)
+        majority = int(np.argmax(confusion.sum(axis=1))) == top
         what = (
             f"the trained model predicts {classes.names[top]!r} on {share:.1%} of the validation "
             f"pixels and (almost) never {names}, though the validation masks hold them: it has "
-            "learned the majority class, not the task."
+            f"learned {'the majority class' if majority else 'one class everywhere'}, not the task."
         )
     else:
         what = f"the trained model (almost) never predicts {names}, though the validation masks "
@@ -761,9 +844,7 @@ def trivial_model_warning(
             f"{score:.3f}), and those weights are this solution."
         )
     lines.append(
-        "Likely causes and fixes: too few optimizer steps (raise epochs, min_steps or patience); "
-        f"structures too thin to survive {image_size}x{image_size} (raise IMAGE_SIZE); a rare "
-        "class (loss='cross_entropy_dice' or class weights, notebook 06); masks whose values "
+        f"Likely causes and fixes: {'; '.join(trivial_model_fixes(config))}; masks whose values "
         "are not the class ids you expect (check them with helpers.data.class_pixel_counts)."
     )
     return "\n".join(lines)
@@ -775,15 +856,22 @@ def _sidecar(path: Path) -> Path:
 
 
 def save_trained(
-    model: keras.Model, path: Path, config: TrainConfig, history: dict[str, list[float]]
+    model: keras.Model,
+    path: Path,
+    config: TrainConfig,
+    history: dict[str, list[float]],
+    dataset: Dataset | None = None,
 ) -> None:
     """Save a trained model atomically to ``path`` (usually :func:`model_path`), with a JSON
-    sidecar (same name, ``.json``): the configuration, the epochs ``history`` records, its best
-    validation mean IoU and the date."""
+    sidecar (same name, ``.json``): the configuration, the dataset's folder and class names
+    (when ``dataset`` is given), the epochs ``history`` records, its best validation mean IoU
+    and the date."""
     path = Path(path)
     scores = history.get("val_mean_iou", [])
     record = {
         "config": dataclasses.asdict(config),
+        "dataset": dataset and str(dataset.root.resolve()),
+        "classes": dataset and list(dataset.classes.names),
         "config_id": config_id(config),
         "epochs_run": len(history.get("loss", [])),
         "best_val_mean_iou": max(scores) if scores else None,
@@ -805,11 +893,34 @@ def how_trained(path: Path) -> str:
     return f"trained {_count(epochs, 'epoch')}, {score}"
 
 
-def _set_aside_damaged(path: Path) -> Path:
-    """Rename a damaged model file to ``<name>.damaged-<date-time>`` (never delete it)."""
-    aside = path.with_name(f"{path.name}.damaged-{_timestamp()}")
+def _set_aside(path: Path, why: str) -> Path:
+    """Rename a model file to ``<name>.<why>-<date-time>`` (never delete it), its sidecar
+    too."""
+    suffix = f".{why}-{_timestamp()}"
+    aside = path.with_name(path.name + suffix)
+    if _sidecar(path).is_file():
+        os.replace(_sidecar(path), aside.with_name(_sidecar(path).name + suffix))
     os.replace(path, aside)
     return aside
+
+
+def _load_mismatches(model: keras.Model, path: Path, dataset: Dataset, config: TrainConfig):
+    """Why the model saved at ``path`` is not this dataset's and configuration's (empty: it
+    is)."""
+    problems = []
+    size, classes = model.input_shape[1], dataset.classes
+    if size is not None and size != config.image_size:
+        problems.append(f"it takes {size}x{size} images, not {config.image_size}")
+    if model.output_shape[-1] != classes.num_classes:
+        problems.append(f"it has {model.output_shape[-1]} classes, not {classes.num_classes}")
+    try:
+        record = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):
+        record = {}
+    names = record.get("classes") if isinstance(record, dict) else None
+    if names and names != list(classes.names) and len(names) == classes.num_classes:
+        problems.append(f"its classes are {names}, not {list(classes.names)}")
+    return problems
 
 
 def load_or_train(
@@ -823,7 +934,12 @@ def load_or_train(
     :func:`train` says of a small split or a trivial model.
     """
     config = config or resolve_config()
-    path = Path(path or model_path(dataset.name, config))
+    path = Path(path or model_path(dataset, config))
+    if path.exists() and not path.is_file():
+        raise ValueError(
+            f"{_shown(path)} is a folder, not a model file: nothing was trained. Fix: move or "
+            "rename the folder, or pass another path=..."
+        )
     size = config.image_size
     recipe = f"the shared recipe ({_count(config.epochs, 'epoch')} at {size}x{size})"
     if not path.is_file():
@@ -831,11 +947,18 @@ def load_or_train(
     else:
         try:
             model = load_model_file(path)
-            print(f"Loaded the trained model from {_shown(path)} ({how_trained(path)}).")
-            return model
+            problems = _load_mismatches(model, path, dataset, config)
+            if not problems:
+                print(f"Loaded the trained model from {_shown(path)} ({how_trained(path)}).")
+                return model
+            aside = _set_aside(path, "other")
+            print(
+                f"The model at {_shown(path)} is not this dataset's: {'; '.join(problems)}. "
+                f"Kept it as {aside.name}; training a new one now with {recipe}."
+            )
         except DamagedModelError as error:
-            aside = _set_aside_damaged(path)
+            aside = _set_aside(path, "damaged")
             print(f"{error} Kept it as {aside.name}; training a new one now with {recipe}.")
     model, history = train(dataset, config, verbose=0)
-    save_trained(model, path, config, history)
+    save_trained(model, path, config, history, dataset)
     return model

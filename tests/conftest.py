@@ -43,11 +43,11 @@ def artifacts_in_a_temporary_folder(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def make_dataset(tmp_path: Path) -> Callable[..., Path]:
-    """Factory: a valid dataset with splits; ``pairs`` pairs per split."""
+    """Factory: a valid dataset with splits; ``pairs`` pairs per split, in ``tmp_path/name``."""
 
-    def make(pairs: int = 3, classes: dict | None = None) -> Path:
-        root = tmp_path / "dataset"
-        root.mkdir()
+    def make(pairs: int = 3, classes: dict | None = None, name: str = "dataset") -> Path:
+        root = tmp_path / name
+        root.mkdir(parents=True)
         (root / "classes.json").write_text(json.dumps(classes or CLASSES_JSON))
         for split in ("train", "val", "test"):
             for index in range(pairs):

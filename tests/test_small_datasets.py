@@ -3,8 +3,10 @@ measured, and a trivial model is never returned without a word. shapes is unchan
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -24,10 +26,11 @@ def test_shapes_runs_are_exactly_as_before():
     schedule at every step, its id and its printed configuration."""
     cpu = training.CPU_CONFIG
     assert (cpu.epochs, cpu.patience, cpu.batch_size, cpu.decay_fraction) == (60, 15, 8, 0.4)
-    assert training.run_length(cpu, 480) == training.RunLength(60, 60, 1)
-    assert training.run_length(training.GPU_CONFIG, 480) == training.RunLength(40, 15, 1)
+    # early stopping judges from the decay's first epoch (36) on: a run never ends before it
+    assert training.run_length(cpu, 480) == training.RunLength(60, 60, 1, stop_from=36)
+    assert training.run_length(training.GPU_CONFIG, 480) == training.RunLength(40, 15, 1, 40)
     fcn = dataclasses.replace(cpu, epochs=8)  # notebooks 03 and 04: 480 steps
-    assert training.run_length(fcn, 480) == training.RunLength(8, 60, 1)
+    assert training.run_length(fcn, 480) == training.RunLength(8, 60, 1, stop_from=8)
     assert training.run_length(dataclasses.replace(cpu, epochs=15), 480).total_steps == 900
     assert training.run_length_note(cpu, 480) is None
     schedule = training.learning_rate_for(cpu, 480)
@@ -44,14 +47,18 @@ def test_shapes_runs_are_exactly_as_before():
 def test_a_small_split_trains_at_least_min_steps():
     config = training.TrainConfig()
     length = training.run_length(config, 8)  # 1 batch per pass
-    assert length == training.RunLength(epochs=60, steps_per_epoch=17, passes=17)
+    assert length == training.RunLength(epochs=60, steps_per_epoch=17, passes=17, stop_from=59)
     assert length.total_steps == 1020 >= training.MIN_STEPS
     assert training.learning_rate_for(config, 8).total_steps == 1020
     assert training.run_length(config, 13).total_steps >= training.MIN_STEPS  # 2 batches per pass
     note = training.run_length_note(config, 8)
     assert "60 epochs of 17 steps = 1,020 steps" in note and "repeats the pairs 17 times" in note
+    assert "early stopping waits for the decay" in note
+    # issue 37's 15 pairs: judged from the epoch that reaches min_steps, patience 15 ends nothing
+    fifteen = training.run_length(config, 15)
+    assert fifteen.total_steps >= 1000 and fifteen.stop_from + config.patience >= config.epochs
     exact = dataclasses.replace(config, min_steps=0)
-    assert training.run_length(exact, 8) == training.RunLength(60, 1, 1)
+    assert training.run_length(exact, 8) == training.RunLength(60, 1, 1, stop_from=36)
     assert training.config_id(exact) != training.config_id(config)
     with pytest.raises(ValueError, match="min_steps must be 0 or more"):
         training.check_config(dataclasses.replace(config, min_steps=-1))
@@ -77,12 +84,48 @@ SHAPES_CLASSES = data.Classes(
 
 def test_an_all_background_model_is_named_with_causes_and_fixes():
     confusion = np.array([[9000, 0], [700, 3]])  # vessel predicted on 3 of 703 pixels
-    warning = training.trivial_model_warning(confusion, TWO_CLASSES, 64, kept_epoch=(2, 0.46))
+    config = training.CPU_CONFIG
+    warning = training.trivial_model_warning(confusion, TWO_CLASSES, config, kept_epoch=(2, 0.46))
     assert warning.startswith("Warning: the trained model predicts 'background' on 100.0%")
     assert "never vessel" in warning and "epoch 2" in warning and "0.460" in warning
-    for fix in ("min_steps", "IMAGE_SIZE", "cross_entropy_dice", "class_pixel_counts"):
+    assert "learned the majority class" in warning
+    for fix in ("epochs=120", "min_steps=2,000", "image_size, e.g. 128", "class_pixel_counts"):
         assert fix in warning
     assert training.missed_classes(confusion) == [1]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"loss": "cross_entropy"},
+        {"loss": "dice"},
+        {"loss": "cross_entropy", "class_weight_power": 0.5},
+    ],
+)
+def test_every_fix_the_warning_offers_changes_the_configuration(changes):
+    """Each offered `field=value` differs from the configuration the warning is printed for,
+    and the fields a fix names, applied together, make a configuration the recipe trains."""
+    config = dataclasses.replace(training.CPU_CONFIG, **changes)
+    fixes = training.trivial_model_fixes(config)
+    fields = set()
+    for fix in fixes:
+        offered = {
+            field: ast.literal_eval(value.replace(",", ""))
+            for field, value in re.findall(r"(\w+)=('[\w]+'|[\d.,]*\d)", fix)
+        }
+        fields |= offered.keys()
+        for field, value in offered.items():
+            assert getattr(config, field) != value, (field, value, fix)
+        if offered.keys() != {"epochs", "min_steps"}:  # the alternatives of one fix
+            training.check_config(dataclasses.replace(config, **offered))
+    assert fields >= {"epochs", "min_steps", "loss"} - ({"loss"} if not changes else set())
+
+
+def test_a_model_that_predicts_the_minority_class_everywhere_is_not_called_the_majority():
+    confusion = np.array([[0, 9000], [0, 700]])  # vessel everywhere
+    warning = training.trivial_model_warning(confusion, TWO_CLASSES, training.CPU_CONFIG)
+    assert "predicts 'vessel' on 100.0%" in warning and "learned one class everywhere" in warning
 
 
 def test_a_good_model_or_a_rare_miss_on_a_large_split_prints_nothing():
@@ -90,14 +133,16 @@ def test_a_good_model_or_a_rare_miss_on_a_large_split_prints_nothing():
     recall = np.array([0.997, 0.955, 0.957, 0.946, 0.927])
     pixels = np.array([304_593, 39_516, 23_473, 22_152, 3_482])
     good = np.diag((recall * pixels).astype(int)) + 10
-    assert training.trivial_model_warning(good, SHAPES_CLASSES, 64) is None
+    assert training.trivial_model_warning(good, SHAPES_CLASSES, training.CPU_CONFIG) is None
     # notebook 06's plain cross-entropy never predicts the star: a lesson, not a trivial model
     no_star = good.copy()
     no_star[4] = [3482, 0, 0, 0, 0]
     no_star[:, 4] = 0
     no_star[4, 0] = 3482
-    assert training.trivial_model_warning(no_star, SHAPES_CLASSES, 64) is None
-    small = training.trivial_model_warning(no_star, SHAPES_CLASSES, 64, small_split=True)
+    assert training.trivial_model_warning(no_star, SHAPES_CLASSES, training.CPU_CONFIG) is None
+    small = training.trivial_model_warning(
+        no_star, SHAPES_CLASSES, training.CPU_CONFIG, small_split=True
+    )
     assert small.startswith("Warning: the trained model (almost) never predicts star")
 
 
@@ -106,11 +151,20 @@ def test_train_warns_when_early_stopping_kept_a_trivial_model(tmp_path, capsys):
     root = _thin_lines(tmp_path / "thin", {"train": 4, "val": 2, "test": 1}, size=16)
     stub = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(2, 1)], name="stub")
     stub.layers[0].set_weights([np.zeros((1, 1, 3, 2)), np.array([5.0, -5.0])])
-    config = training.TrainConfig(image_size=16, batch_size=4, epochs=3, patience=1, min_steps=0)
+    config = training.TrainConfig(
+        image_size=16, batch_size=4, epochs=5, patience=1, min_steps=0, decay_fraction=0.8
+    )
+    assert training.run_length(config, 4).stop_from == 1  # the decay starts after epoch 1
     training.train(data.load_dataset(root), config, model=stub, run_dir=tmp_path / "run", verbose=0)
     printed = capsys.readouterr().out
     assert "predicts 'background' on 100.0% of the validation pixels" in printed
-    assert "Early stopping kept the weights of epoch 1" in printed
+    assert "Early stopping kept the weights of epoch 2" in printed
+    (line,) = [line for line in printed.splitlines() if line.startswith("Early stopping ended")]
+    assert line.startswith("Early stopping ended the run after epoch 3 of 5: validation mean")
+    assert "It judged from epoch 2 on; patience=2 waits longer." in line
+    config = dataclasses.replace(config, epochs=3, decay_fraction=0.4)  # stops at the last epoch
+    training.train(data.load_dataset(root), config, model=stub, run_dir=tmp_path / "run", verbose=0)
+    assert "Early stopping ended" not in capsys.readouterr().out
 
 
 # --- a small thin-structure set, end to end ------------------------------------------------------

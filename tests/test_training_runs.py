@@ -111,16 +111,36 @@ def test_a_fresh_run_sets_the_earlier_run_aside_instead_of_deleting_it(
     assert len(list((run_dir / "earlier").iterdir())) == 2, "the crashed run's log is kept too"
 
 
-def test_runs_and_models_are_kept_apart_per_dataset_and_configuration(artifacts):
+def test_runs_and_models_are_kept_apart_per_dataset_and_configuration(artifacts, make_dataset):
     key = training.config_id(TINY)
     assert key == training.config_id(training.TrainConfig(**dataclasses.asdict(TINY)))
     assert key.startswith("16px-1ep-") and len(key) == len("16px-1ep-") + 8
     others = {training.config_id(dataclasses.replace(TINY, **{f: v})) for f, v in CHANGES}
     assert key not in others and len(others) == len(CHANGES)
-    assert training.default_run_dir("shapes", TINY) == artifacts / "shapes" / f"unet-{key}"
-    assert training.default_run_dir("pets", TINY, "fcn") == artifacts / "pets" / f"fcn-{key}"
-    assert training.model_path("shapes", TINY) == artifacts / "shapes" / f"unet-{key}.keras"
-    assert training.model_path("shapes", TINY) != training.model_path("pets", TINY)
+    shapes = data.load_dataset("shapes")  # a folder directly under data/: keyed by its name
+    run = training.run_id(TINY)
+    assert training.default_run_dir(shapes, TINY) == artifacts / "shapes" / f"unet-{run}"
+    assert training.default_run_dir(shapes, TINY, "fcn") == artifacts / "shapes" / f"fcn-{run}"
+    assert training.model_path(shapes, TINY) == artifacts / "shapes" / f"unet-{key}.keras"
+    assert training.model_path(shapes, TINY, "fcn") == artifacts / "shapes" / f"fcn-{key}.keras"
+    # a run resumed with more epochs or patience finds its folder; other fields do not
+    longer = dataclasses.replace(TINY, epochs=9, patience=2)
+    assert training.default_run_dir(shapes, longer) == training.default_run_dir(shapes, TINY)
+    assert training.model_path(shapes, longer) != training.model_path(shapes, TINY)
+    other = dataclasses.replace(TINY, seed=1)
+    assert training.default_run_dir(shapes, other) != training.default_run_dir(shapes, TINY)
+
+
+def test_two_datasets_of_the_same_name_never_share_a_run_or_a_model(artifacts, make_dataset):
+    first = data.load_dataset(make_dataset(name="one/mydata"))
+    second = data.load_dataset(make_dataset(name="two/mydata"))
+    assert first.name == second.name == "mydata"
+    assert training.dataset_key(first).startswith("mydata-")
+    assert training.dataset_key(first) != training.dataset_key(second)
+    assert training.model_path(first, TINY) != training.model_path(second, TINY)
+    assert training.default_run_dir(first, TINY) != training.default_run_dir(second, TINY)
+    again = data.load_dataset(first.root / ".." / "mydata")  # the same folder, another spelling
+    assert training.model_path(again, TINY) == training.model_path(first, TINY)
 
 
 CHANGES = [("epochs", 3), ("learning_rate", 1e-3), ("seed", 1), ("loss", "dice")]
@@ -129,7 +149,7 @@ CHANGES = [("epochs", 3), ("learning_rate", 1e-3), ("seed", 1), ("loss", "dice")
 def test_load_or_train_uses_the_configurations_model_and_says_how_it_was_trained(
     dataset, artifacts, capsys
 ):
-    path = training.model_path(dataset.name, TINY)
+    path = training.model_path(dataset, TINY)
     training.load_or_train(dataset, TINY)
     (line,) = said(capsys).splitlines()
     assert line == f"No trained model at {path}: training one now with the shared recipe " + (
@@ -137,7 +157,7 @@ def test_load_or_train_uses_the_configurations_model_and_says_how_it_was_trained
     )
     record = json.loads(path.with_suffix(".json").read_text())
     assert record["config"] == dataclasses.asdict(TINY) and record["epochs_run"] == 1
-    assert (training.default_run_dir(dataset.name, TINY) / "checkpoint.keras").is_file()
+    assert (training.default_run_dir(dataset, TINY) / "checkpoint.keras").is_file()
     saved = path.read_bytes()
     training.load_or_train(dataset, TINY)
     (line,) = said(capsys).splitlines()
@@ -149,7 +169,37 @@ def test_load_or_train_uses_the_configurations_model_and_says_how_it_was_trained
     training.load_or_train(dataset, short)
     assert "No trained model" in capsys.readouterr().out
     assert path.read_bytes() == saved, "another configuration never replaces this model"
-    assert training.model_path(dataset.name, short).is_file()
+    assert training.model_path(dataset, short).is_file()
+    assert record["classes"] == list(dataset.classes.names)
+    assert record["dataset"] == str(dataset.root.resolve())
+
+
+def test_load_or_train_never_returns_a_model_of_other_classes_or_size(dataset, tmp_path, capsys):
+    path = tmp_path / "unet.keras"
+    wrong_size = models.unet(dataset.classes.num_classes, 32, depth=1, base_filters=2)
+    training.save_trained(wrong_size, path, TINY, {}, dataset)
+    training.load_or_train(dataset, TINY, path=path)
+    printed = said(capsys)
+    assert f"The model at {path} is not this dataset's: it takes 32x32 images, not 16" in printed
+    (aside,) = path.parent.glob("unet.keras.other-*")
+    assert aside.read_bytes()[:2] == b"PK", "kept, never deleted"
+    assert len(list(path.parent.glob("unet.json.other-*"))) == 1
+    four = models.unet(dataset.classes.num_classes + 1, 16, depth=1, base_filters=2)
+    training.save_trained(four, path, TINY, {})
+    training.load_or_train(dataset, TINY, path=path)
+    assert f"it has {dataset.classes.num_classes + 1} classes, not" in said(capsys)
+    renamed = dataclasses.replace(dataset.classes, names=("a", "b", "c"))
+    training.save_trained(training.load_model_file(path), path, TINY, {}, dataset)
+    training.load_or_train(dataclasses.replace(dataset, classes=renamed), TINY, path=path)
+    assert "its classes are ['background'" in said(capsys)
+    assert training.load_model_file(path).output_shape[-1] == dataset.classes.num_classes
+
+
+def test_a_folder_at_the_model_path_is_refused_before_training(dataset, tmp_path, monkeypatch):
+    (tmp_path / "unet.keras").mkdir()
+    refuse_to_read(dataset, monkeypatch)
+    with pytest.raises(ValueError, match="is a folder, not a model file: nothing was trained"):
+        training.load_or_train(dataset, TINY, path=tmp_path / "unet.keras")
 
 
 def test_save_trained_is_atomic_and_writes_how_the_model_was_trained(tmp_path, monkeypatch):
