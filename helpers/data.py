@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from helpers import DATA_DIR, oxford_pets, shapes
-from helpers.layout import IMAGE_FORMATS, IMAGE_SUFFIXES, MASK_SUFFIXES, read_classes
+from helpers.layout import IMAGE_FILE_SUFFIXES, IMAGE_FORMATS, MASK_SUFFIXES, read_classes
 
 # The contract's names that readers use as ``data.X`` (notebook 01).
 from helpers.layout import SPLITS as SPLITS
@@ -39,6 +39,8 @@ VERIFIER_VERSION = 1  # bump when the checks change: cached verdicts are then re
 # A file modified this recently may change again within the file system's timestamp
 # resolution without a new mtime: such a dataset state is verified but not cached.
 RACY_SECONDS = 2.0
+RANKED_SPLIT_BELOW = 100  # fewer pairs than this are split by the rank of their hash
+SHOWN_NAMES = 5  # a refusal that applies to many files names the first few and counts the rest
 EXIF_ORIENTATION = 0x0112
 
 
@@ -163,6 +165,14 @@ def load_dataset(
             f"Fix: pass 'shapes', a name under {DATA_DIR} (present: {available or 'none'}), "
             "or the path of a folder in the dataset layout."
         )
+    if not (root / "classes.json").exists() and (root / "annotations" / "trimaps").is_dir():
+        raise DatasetError(
+            f"{root} holds the Oxford-IIIT Pet archives unpacked as they come (images/, "
+            "annotations/trimaps/), not the course's layout. Fix: move that folder away (say to "
+            f"{root.name}_raw) and run load_dataset('oxford_pets'), which converts the archives; "
+            f"put images.tar.gz and annotations.tar.gz in {DATA_DIR / 'downloads'} to skip the "
+            "download."
+        )
     dataset = Dataset(root=root, classes=read_classes(root))
     if split_fractions is not None:
         dataset.split_fractions = _checked_fractions(root, split_fractions)
@@ -256,7 +266,7 @@ def _same_stem_message(folder: Path, stem: str, paths: list[Path]) -> str:
 
 
 def _pairs_in(folder: Path, problems: list[tuple[str, str]]) -> list[Pair]:
-    images = _files_by_stem(folder / "images", IMAGE_SUFFIXES, problems)
+    images = _files_by_stem(folder / "images", IMAGE_FILE_SUFFIXES, problems)
     masks = _files_by_stem(folder / "masks", MASK_SUFFIXES, problems)
     for missing, present, kind in ((masks, images, "mask"), (images, masks, "image")):
         orphans = sorted(set(present) - set(missing))
@@ -278,6 +288,8 @@ def _deterministic_split(
 ) -> dict[str, list[Pair]]:
     """Assign each pair to a split by a hash of its stem: stable when files are added.
 
+    Under ``RANKED_SPLIT_BELOW`` pairs the hash positions are replaced by their ranks, so the
+    splits get the asked shares (10 pairs: 8/1/1; by hash bands they came out 4/4/2).
     Then every split whose fraction is above 0 and that the hash left empty takes one pair, the
     one whose hash lies nearest its share, from the largest split that can spare one (val may
     take test's last pair): 3 pairs or more give train, val and test at least one each, 2 pairs
@@ -290,6 +302,9 @@ def _deterministic_split(
         "test": (train_fraction + val_fraction, 1.0),
     }
     position = {pair: _hash_position(pair) for pair in pairs}
+    if len(pairs) < RANKED_SPLIT_BELOW:  # few pairs: cut the hash order at the fractions
+        ranked = sorted(pairs, key=position.__getitem__)
+        position = {pair: (rank + 0.5) / len(pairs) for rank, pair in enumerate(ranked)}
     splits: dict[str, list[Pair]] = {
         name: [pair for pair in pairs if low <= position[pair] < high]
         for name, (low, high) in bands.items()
@@ -329,7 +344,9 @@ def _refuse(root: Path, problems: list[tuple[str, str]]) -> None:
         lines.append(f"- {same[0][1]}")
         if len(same) > 1:
             names = sorted(os.path.relpath(where, root) for where, _ in same[1:])
-            lines.append(f"  The same fix applies to {len(names)} more: {', '.join(names)}")
+            more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
+            shown = ", ".join(names[:SHOWN_NAMES]) + more
+            lines.append(f"  The same fix applies to {len(names)} more: {shown}")
     raise DatasetError("\n".join(lines))
 
 
@@ -495,6 +512,13 @@ def _inspect_pair(pair: Pair, classes: Classes, decode: bool) -> tuple[str, np.n
     mask_info, mask = _open_checked(pair.mask, "mask", decode)
     if image_info.mode not in ("RGB", "L", "RGBA", "LA", "P", "CMYK", "I;16", "I"):
         raise DatasetError(f"Image {pair.image} has unsupported mode {image_info.mode}.")
+    if image_info.format == "TIFF" and pair.image.suffix.lower() in (".tif", ".tiff"):
+        raise DatasetError(
+            f"Image {pair.image} is a TIFF file: TIFF images are not read (TensorFlow decodes "
+            f"PNG, JPEG, GIF, BMP and WebP). Fix: convert them with helpers.data.convert_images("
+            f"'{pair.image.parent}'), which writes a PNG beside each and moves the TIFF files "
+            f"to {pair.image.parent.name}_tiff/ (nothing is deleted)."
+        )
     if image_info.format not in IMAGE_FORMATS:
         raise DatasetError(
             f"Image {pair.image} is a {image_info.format} file, which TensorFlow cannot decode. "
@@ -646,12 +670,18 @@ def _check_mask_values(path: Path, classes: Classes, counts: np.ndarray) -> None
             f"{defined}. Fix: add the missing classes to classes.json, set ignore_index, or remap "
             "the mask (0/255 binary masks: convert_mask(path, output, value_map={255: 1}))."
         )
+    if ignore is not None and counts[ignore] and not counts[: classes.num_classes].any():
+        raise DatasetError(
+            f"Mask {path} is ignore_index {ignore} everywhere: nothing in it is labelled, so it "
+            "teaches nothing. Fix: remove the pair (image and mask), or label the image."
+        )
     if ignore is not None and counts[ignore] and not counts[1 : classes.num_classes].any():
         raise DatasetError(
             f"Mask {path} holds only class 0 and ignore_index {ignore} ({int(counts[ignore])} "
-            f"pixels): every non-zero pixel is ignored, so its objects teach nothing. Your masks "
-            f"look like 0/{ignore}; use convert_mask(path, output, value_map={{{ignore}: 1}}). "
-            "If nothing in this image is labelled, remove the pair."
+            f"pixels): every non-zero pixel is ignored, so its objects teach nothing. Fix: if "
+            f"your masks are 0/{ignore} (object = {ignore}), convert them: convert_mask(path, "
+            f"output, value_map={{{ignore}: 1}}); if nothing in an image is labelled, remove "
+            "its pair."
         )
 
 
@@ -694,6 +724,12 @@ def convert_mask(
             ids = ids.astype(np.uint8)
         else:
             assert value_map is not None
+            if image.mode not in ("L", "1"):
+                raise DatasetError(
+                    f"{source} is mode {image.mode}, but value_map renames the grey values of a "
+                    "one-channel mask (its colours would be read as brightness). Fix: colors=... "
+                    "for a colour-coded mask, mode='palette' for a palette PNG."
+                )
             values = np.asarray(image.convert("L"))
             lookup = np.arange(256, dtype=np.uint8)
             for old, new in value_map.items():
@@ -702,6 +738,32 @@ def convert_mask(
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(ids).save(output)  # uint8, one channel: mode L
     return Path(output)
+
+
+def convert_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """Convert the TIFF images of ``folder`` (``.tif``/``.tiff``) to 8-bit PNGs beside them and
+    move the TIFF files to ``<folder>_tiff/`` next to it: nothing is deleted or overwritten.
+    16-bit images are scaled by their own maximum. Returns the PNGs written."""
+    folder = Path(folder)
+    originals = folder.with_name(f"{folder.name}_tiff")
+    written = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff")):
+        target, aside = path.with_suffix(".png"), originals / path.name
+        if target.exists() or aside.exists():
+            raise FileExistsError(
+                f"{target if target.exists() else aside} exists; convert_images never "
+                "overwrites a file. Move it away, then run convert_images again."
+            )
+        with Image.open(path) as image:
+            pixels = np.asarray(image)
+        if pixels.dtype != np.uint8:  # 16-bit or float microscopy images
+            pixels = pixels.astype(np.float64) * 255 / max(float(pixels.max()), 1e-12)
+            pixels = np.clip(pixels, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(target)
+        originals.mkdir(exist_ok=True)
+        os.replace(path, aside)
+        written.append(target)
+    return written
 
 
 def class_pixel_counts(pairs: list[Pair], num_classes: int) -> np.ndarray:

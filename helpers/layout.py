@@ -24,6 +24,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Masks must be PNG; the other suffixes are looked for only to refuse them with a reason.
 MASK_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff", ".bmp", ".gif")
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # what tf.io.decode_image reads
+# Image files looked for: those it reads, and TIFF, to refuse with the conversion that fixes it.
+IMAGE_FILE_SUFFIXES = (*IMAGE_SUFFIXES, ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Written by a generator (make_shapes, download_oxford_pets) into the folders it made.
 GENERATOR_MARKER = "GENERATED.json"
 

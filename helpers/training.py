@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import errno
 import hashlib
 import json
 import math
@@ -97,10 +98,12 @@ class TrainConfig:
     min_steps: int = dataclasses.field(default=MIN_STEPS, repr=False)
 
 
-# A training split that fills fewer batches than this is *small*: one pass over it is a handful
-# of optimizer steps, so a budget counted in passes means nothing (60 epochs of 8 images at batch
-# size 8 are 60 steps). shapes fills 60 batches per pass on a CPU, 15 on a GPU: never small.
-SMALL_SPLIT_BATCHES = 10
+# A training split that fills fewer batches than this is *small*: the CPU configuration's 60
+# epochs of one pass would come to fewer than MIN_STEPS steps, so a budget counted in passes
+# means nothing (60 epochs of 8 images at batch size 8 are 60 steps), and each epoch repeats the
+# pairs (run_length). At this threshold one-pass runs have 1,020 steps or more: no cliff between
+# a lengthened run and a plain one. shapes fills 60 batches per pass on a CPU: never small.
+SMALL_SPLIT_BATCHES = 17
 # Fields added after models were saved under their config_id: hashed only when they differ from
 # their default, so an older configuration keeps its id (and its saved model's file name).
 LATER_FIELDS = ("min_steps",)
@@ -460,6 +463,16 @@ def _replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
         with partial.open("rb+") as file:
             os.fsync(file.fileno())
         os.replace(partial, path)
+    except OSError as error:
+        if error.errno not in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+            raise
+        kept = "the previous file is kept" if path.exists() else "nothing was written"
+        raise OSError(
+            error.errno,
+            f"Could not write {_shown(path)}: {error.strerror} (the disk is full, or a file-size "
+            f"limit applies: see `ulimit -f`); {kept}. Fix: free space or raise the limit, then "
+            "run again (train(..., resume=True) goes on from the last checkpoint).",
+        ) from error
     finally:
         partial.unlink(missing_ok=True)
 
@@ -599,16 +612,22 @@ def load_model_file(path: Path) -> keras.Model:
     )
 
 
+def _shape_mismatches(model: keras.Model, image_size: int, num_classes: int) -> list[str]:
+    """How a saved model's input size and classes differ from those asked for (empty: none)."""
+    problems = []
+    size = model.input_shape[1]
+    if size is not None and size != image_size:
+        problems.append(f"it was trained on {size}x{size} images, not {image_size}")
+    if model.output_shape[-1] != num_classes:
+        problems.append(f"it has {model.output_shape[-1]} classes, not {num_classes}")
+    return problems
+
+
 def _resume_mismatches(
     saved: keras.Model, run_dir: Path, config: TrainConfig, classes: Classes, given: keras.Model
 ) -> list[str]:
     """What differs between a checkpoint and what the caller asked for (empty: none)."""
-    problems = []
-    size = saved.input_shape[1]
-    if size is not None and size != config.image_size:
-        problems.append(f"it was trained on {size}x{size} images, not {config.image_size}")
-    if saved.output_shape[-1] != classes.num_classes:
-        problems.append(f"it has {saved.output_shape[-1]} classes, not {classes.num_classes}")
+    problems = _shape_mismatches(saved, config.image_size, classes.num_classes)
     kept, asked = (saved.name, saved.count_params()), given and (given.name, given.count_params())
     if asked and asked != kept:
         problems.append(
@@ -904,15 +923,13 @@ def _set_aside(path: Path, why: str) -> Path:
     return aside
 
 
-def _load_mismatches(model: keras.Model, path: Path, dataset: Dataset, config: TrainConfig):
+def _load_mismatches(
+    model: keras.Model, path: Path, dataset: Dataset, config: TrainConfig
+) -> list[str]:
     """Why the model saved at ``path`` is not this dataset's and configuration's (empty: it
     is)."""
-    problems = []
-    size, classes = model.input_shape[1], dataset.classes
-    if size is not None and size != config.image_size:
-        problems.append(f"it takes {size}x{size} images, not {config.image_size}")
-    if model.output_shape[-1] != classes.num_classes:
-        problems.append(f"it has {model.output_shape[-1]} classes, not {classes.num_classes}")
+    classes = dataset.classes
+    problems = _shape_mismatches(model, config.image_size, classes.num_classes)
     try:
         record = json.loads(_sidecar(path).read_text())
     except (OSError, ValueError):

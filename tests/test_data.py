@@ -460,3 +460,21 @@ def test_make_shapes_large_scene_variant(tmp_path):
     (pair,) = data.load_dataset(root).split("test", verify="full")
     assert Image.open(pair.image).size == (256, 256)
     assert json.loads((root / layout.GENERATOR_MARKER).read_text())["object_scale"] == 64
+
+
+def test_convert_mask_value_map_refuses_a_colour_mask(tmp_path):
+    """Issue 37: value_map on an RGB mask wrote its brightness as class ids, silently."""
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[:2] = (255, 0, 0)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    with pytest.raises(DatasetError, match=r"mode RGB, but value_map .* Fix: colors=\.\.\."):
+        data.convert_mask(tmp_path / "rgb.png", tmp_path / "out.png", value_map={255: 1})
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_raw_pet_archives_in_the_pets_folder_get_the_conversion_not_create_classes_json(tmp_path):
+    raw = tmp_path / "oxford_pets"
+    (raw / "annotations" / "trimaps").mkdir(parents=True)
+    (raw / "images").mkdir()
+    with pytest.raises(DatasetError, match=r"Oxford-IIIT Pet archives unpacked .* load_dataset"):
+        data.load_dataset(raw)

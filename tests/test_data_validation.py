@@ -197,7 +197,9 @@ def test_many_bad_files_are_all_named_and_each_fix_said_once(make_dataset):
     assert message.startswith("18 problems")
     assert message.count("value_map") == 1 and message.count("corrupt") == 1
     assert "The same fix applies to 16 more: test/masks/test_0.png, " in message
-    assert all(f"{s}_{i}.png" in message for s in data.SPLITS for i in range(6))
+    shown = [f"masks/{s}_{i}.png" for s in data.SPLITS for i in range(6)]
+    shown = [name for name in shown if name in message]
+    assert len(shown) == 1 + data.SHOWN_NAMES and "and 11 more" in message  # grouped, counted
     assert "val/images/val_3.png" in message and "val/masks/val_3.png" not in message
 
 
@@ -214,16 +216,70 @@ def test_binary_0_255_mask_under_ignore_index_is_refused(make_dataset):
     with pytest.raises(DatasetError) as caught:
         data.load_dataset(root).split("val")
     message = str(caught.value)
-    assert "Your masks look like 0/255; use convert_mask(path, output, value_map={255: 1})" in (
+    assert "Fix: if your masks are 0/255 (object = 255), convert them: convert_mask(path, " in (
         message
     )
 
 
-def test_fully_ignored_mask_is_refused(make_dataset):
+def test_fifteen_0_255_masks_get_one_fix_and_a_count(make_dataset):
+    root = make_dataset(pairs=5)
+    binary = np.zeros((12, 16), np.uint8)
+    binary[:6, :8] = 255
+    for split in data.SPLITS:
+        for index in range(5):
+            save_mask(root / f"{split}/masks/{split}_{index}.png", binary)
+    with pytest.raises(DatasetError) as caught:
+        data.load_dataset(root).split("train")
+    message = str(caught.value)
+    assert message.startswith("15 problems") and message.count("value_map={255: 1}") == 1
+    assert "The same fix applies to 14 more: " in message and "and 9 more" in message
+    assert len(message.splitlines()) == 3
+
+
+def test_fully_ignored_mask_is_refused_with_remove_the_pair_first(make_dataset):
     root = make_dataset()
     save_mask(root / "val/masks/val_0.png", np.full((12, 16), 255))
-    with pytest.raises(DatasetError, match=r"val_0.png holds only.*remove the pair"):
+    with pytest.raises(DatasetError) as caught:
         data.load_dataset(root).split("val")
+    message = str(caught.value)
+    assert "val_0.png is ignore_index 255 everywhere: nothing in it is labelled" in message
+    assert "Fix: remove the pair (image and mask), or label the image." in message
+    assert "value_map" not in message, "converting it would label the whole image"
+
+
+def test_tiff_images_are_refused_with_the_conversion_that_fixes_them(make_dataset):
+    root = make_dataset()
+    for split in data.SPLITS:
+        for png in sorted((root / split / "images").glob("*.png")):
+            Image.open(png).save(png.with_suffix(".tif"))
+            png.unlink()
+    with pytest.raises(DatasetError) as caught:
+        data.load_dataset(root).split("train")
+    message = str(caught.value)
+    assert "No image for" not in message, "the TIFF images beside the masks are found"
+    assert "TIFF images are not read" in message and "helpers.data.convert_images(" in message
+    assert message.count("TIFF images are not read") == 3  # one fix per folder
+    for split in data.SPLITS:
+        written = data.convert_images(root / split / "images")
+        assert [p.suffix for p in written] == [".png"] * 3
+        assert sorted(p.name for p in (root / split / "images_tiff").iterdir()) == [
+            f"{split}_{i}.tif" for i in range(3)
+        ]
+    assert len(data.load_dataset(root).split("train")) == 3
+
+
+def test_convert_images_scales_16_bit_and_never_overwrites(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    deep = np.zeros((8, 8), np.uint16)
+    deep[:4] = 4000
+    Image.fromarray(deep).save(folder / "a.tif")
+    (png,) = data.convert_images(folder)
+    assert np.asarray(Image.open(png)).max() == 255 and not (folder / "a.tif").exists()
+    Image.fromarray(deep).save(folder / "a.tif")
+    with pytest.raises(FileExistsError, match="never overwrites"):
+        data.convert_images(folder)
+    assert (folder / "a.tif").exists() and (tmp_path / "images_tiff" / "a.tif").exists()
 
 
 def test_class_that_appears_only_under_ignore_is_refused(make_dataset):

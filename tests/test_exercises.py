@@ -375,10 +375,10 @@ def budget_run(name: str, curve: tuple[float, ...]) -> perf.BudgetRun:
     )
 
 
-def test_05_exercise_1_batch_64_with_a_scaled_learning_rate():
-    default_rate = budget_run("batch 64", (0.10, 0.20, 0.26))
+def test_05_exercise_1_batch_32_with_a_scaled_learning_rate():
+    default_rate = budget_run("batch 32", (0.10, 0.20, 0.26))
     namespace = {"perf": perf, "dataclasses": __import__("dataclasses")}
-    namespace["runs"] = {"batch 64": default_rate}
+    namespace["runs"] = {"batch 32": default_rate}
     scaled = budget_run("scaled", (0.15, 0.30, 0.41))
     assert_exercise(
         "05_troubleshooting_slow_training",

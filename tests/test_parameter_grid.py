@@ -47,7 +47,9 @@ def _notebook(number: str):
 def _small_budget(number: str) -> dict:
     notebook, _ = _notebook(number)
     budget = notebook.metadata.get("small_budget", {})
-    return {name: ast.literal_eval(value) for name, value in budget.items()}
+    values = {name: ast.literal_eval(value) for name, value in budget.items()}
+    # papermill writes a tuple as the string of its repr: pass lists (the checks allow both)
+    return {name: list(v) if isinstance(v, tuple) else v for name, v in values.items()}
 
 
 def _execute(number: str, tmp_path, values: dict) -> None:

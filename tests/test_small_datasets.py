@@ -28,7 +28,8 @@ def test_shapes_runs_are_exactly_as_before():
     assert (cpu.epochs, cpu.patience, cpu.batch_size, cpu.decay_fraction) == (60, 15, 8, 0.4)
     # early stopping judges from the decay's first epoch (36) on: a run never ends before it
     assert training.run_length(cpu, 480) == training.RunLength(60, 60, 1, stop_from=36)
-    assert training.run_length(training.GPU_CONFIG, 480) == training.RunLength(40, 15, 1, 40)
+    # on a GPU (batch 32) shapes fills 15 batches, under SMALL_SPLIT_BATCHES: two passes an epoch
+    assert training.run_length(training.GPU_CONFIG, 480) == training.RunLength(40, 30, 2, 34)
     fcn = dataclasses.replace(cpu, epochs=8)  # notebooks 03 and 04: 480 steps
     assert training.run_length(fcn, 480) == training.RunLength(8, 60, 1, stop_from=8)
     assert training.run_length(dataclasses.replace(cpu, epochs=15), 480).total_steps == 900
@@ -42,6 +43,12 @@ def test_shapes_runs_are_exactly_as_before():
     np.testing.assert_allclose(rates, expected, rtol=1e-6)
     assert training.config_id(cpu) == "64px-60ep-2c1cfcc2"  # notebook 03's saved model
     assert "min_steps" not in repr(cpu)
+
+
+@pytest.mark.parametrize("pairs", range(8, 200, 3))
+def test_no_split_size_trains_fewer_than_min_steps_at_the_default_epochs(pairs):
+    """No cliff: 72 pairs (9 batches) were lengthened to 1,080 steps, 73-80 pairs ran 600."""
+    assert training.run_length(training.CPU_CONFIG, pairs).total_steps >= training.MIN_STEPS
 
 
 def test_a_small_split_trains_at_least_min_steps():
@@ -221,7 +228,14 @@ def _flat(root: Path, count: int) -> Path:
 def test_ten_pairs_get_a_validation_and_a_test_pair(tmp_path):
     dataset = data.load_dataset(_flat(tmp_path / "ten", 10))
     sizes = {name: len(dataset.split(name)) for name in data.SPLITS}
-    assert sum(sizes.values()) == 10 and min(sizes.values()) >= 1, sizes
+    assert sizes == {"train": 8, "val": 1, "test": 1}, sizes  # the asked (0.8, 0.1, 0.1)
+
+
+@pytest.mark.parametrize("count", [5, 10, 20, 40, 99])
+def test_few_pairs_get_the_asked_shares(count):
+    pairs = [Pair(Path(f"images/r{count}_{i}.png"), Path(f"m/{i}.png")) for i in range(count)]
+    sizes = {name: len(split) for name, split in data._deterministic_split(pairs).items()}
+    assert abs(sizes["train"] - 0.8 * count) <= 1, sizes
 
 
 @pytest.mark.parametrize("count", range(3, 31))

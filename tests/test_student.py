@@ -132,11 +132,70 @@ def test_a_student_folder_the_tool_did_not_make_is_never_deleted(tmp_path, capsy
 
 def test_a_student_folder_the_tool_made_is_replaced_and_its_mark_stays_out_of_the_zip(tmp_path):
     folder, archive = make_student.build(tmp_path, NOTEBOOKS[:1])
-    (folder / "stale.txt").write_text("left by an earlier build")
+    written = (folder / make_student.MADE_HERE).read_text().splitlines()
+    assert "notebooks/" + NOTEBOOKS[0].name in written and "helpers/training.py" in written
+    (folder / "helpers" / "training.py").write_text("# an older build's copy")  # one it wrote
     folder, archive = make_student.build(tmp_path, NOTEBOOKS[:1])
-    assert not (folder / "stale.txt").exists() and (folder / make_student.MADE_HERE).is_file()
+    assert "an older build" not in (folder / "helpers" / "training.py").read_text()
     with zipfile.ZipFile(archive) as bundle:
         assert not any(name.endswith(make_student.MADE_HERE) for name in bundle.namelist())
+
+
+def test_a_users_file_inside_a_folder_the_tool_made_is_never_deleted(tmp_path):
+    folder, _ = make_student.build(tmp_path, NOTEBOOKS[:1])
+    mine = folder / "notebooks" / "my_answers.ipynb"
+    mine.write_text("{}")
+    with pytest.raises(make_student.StudentFolderError, match=r"1 file\(s\) that .* did not write"):
+        make_student.build(tmp_path, NOTEBOOKS[:1])
+    assert mine.read_text() == "{}" and (folder / "notebooks" / NOTEBOOKS[0].name).is_file()
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "does not exist"),
+        ("not json", "is not a Jupyter notebook"),
+        ("other marker", "looks like solutions but does not begin with"),
+        ("output is a file", "is a file: pass a folder"),
+        ("input inside output", "the folder this build replaces"),
+    ],
+)
+def test_bad_inputs_are_refused_before_anything_is_written(
+    tmp_path, capsys, monkeypatch, case, message
+):
+    output, notebook = tmp_path / "out", tmp_path / "09_mine.ipynb"
+    if case == "not json":
+        notebook.write_text("not a notebook")
+    elif case == "other marker":
+        mine = nbformat.v4.new_notebook()
+        mine.cells = [nbformat.v4.new_markdown_cell("<details><summary>Solution</summary>\n1.")]
+        nbformat.write(mine, notebook)
+    elif case == "output is a file":
+        shutil.copy(NOTEBOOKS[0], notebook)
+        output.write_text("a file")
+    elif case == "input inside output":
+        folder, _ = make_student.build(output, NOTEBOOKS[:1])
+        notebook = folder / "notebooks" / NOTEBOOKS[0].name
+    before = sorted(p for p in tmp_path.rglob("*"))
+    monkeypatch.setattr(
+        sys, "argv", ["make_student.py", "--output-dir", str(output), str(notebook)]
+    )
+    assert make_student.main() == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p for p in tmp_path.rglob("*")) == before, "nothing written or deleted"
+
+
+def test_only_the_files_git_tracks_ship(student, tmp_path):
+    stray = make_student.REPO_ROOT / "helpers" / ".env"
+    assert not stray.exists()
+    stray.write_text("SECRET=1")
+    try:
+        folder, archive = make_student.build(tmp_path, NOTEBOOKS[:1])
+    finally:
+        stray.unlink()
+    assert not (folder / "helpers" / ".env").exists() and (folder / "helpers" / "data.py").is_file()
+    with zipfile.ZipFile(archive) as bundle:
+        assert not any(name.endswith(".env") for name in bundle.namelist())
 
 
 # --- what the student copy carries besides the notebooks -----------------------------------------

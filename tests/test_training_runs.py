@@ -4,6 +4,7 @@ per dataset and configuration, damaged files named, bad configurations refused u
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 from pathlib import Path
 
@@ -180,7 +181,7 @@ def test_load_or_train_never_returns_a_model_of_other_classes_or_size(dataset, t
     training.save_trained(wrong_size, path, TINY, {}, dataset)
     training.load_or_train(dataset, TINY, path=path)
     printed = said(capsys)
-    assert f"The model at {path} is not this dataset's: it takes 32x32 images, not 16" in printed
+    assert f"The model at {path} is not this dataset's: it was trained on 32x32" in printed
     (aside,) = path.parent.glob("unet.keras.other-*")
     assert aside.read_bytes()[:2] == b"PK", "kept, never deleted"
     assert len(list(path.parent.glob("unet.json.other-*"))) == 1
@@ -333,3 +334,18 @@ def test_resume_without_a_checkpoint_says_it_starts_afresh(dataset, tmp_path, mo
         training.train(dataset, TINY, run_dir=tmp_path / "none", resume=True, verbose=0)
     expected = f"Nothing to resume in {tmp_path / 'none'}: starting a fresh run.\n"
     assert said(capsys) == expected
+
+
+def test_a_full_disk_or_file_size_limit_is_said_plainly_and_keeps_the_last_file(tmp_path):
+    path = tmp_path / "unet.keras"
+    path.write_bytes(b"the last good model")
+
+    def too_large(partial):
+        partial.write_bytes(b"part")
+        raise OSError(errno.EFBIG, "File too large")
+
+    kept = r"Could not write .*unet.keras: File too large .*ulimit -f.*previous file is kept"
+    with pytest.raises(OSError, match=kept):
+        training._replace_atomically(path, too_large)
+    assert path.read_bytes() == b"the last good model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unet.keras"]

@@ -24,8 +24,10 @@ hand out: same name, same layout, so the unchanged bootstrap cell unpacks either
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -35,9 +37,9 @@ from pathlib import Path, PurePosixPath
 import nbformat
 
 try:  # imported as tools.make_student (the tests)
-    from tools.notebook_format import without_solutions
+    from tools.notebook_format import SOLUTIONS_MARKER, without_solutions
 except ModuleNotFoundError:  # run as a script: tools/ itself is on sys.path
-    from notebook_format import without_solutions
+    from notebook_format import SOLUTIONS_MARKER, without_solutions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -91,27 +93,71 @@ def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return student
 
 
+def course_files(folder: str) -> list[str]:
+    """The files of ``folder`` (relative to the repository root) that the course ships: those
+    git tracks (a ``.env`` or a scratch file beside them stays home); outside a git checkout,
+    every file but hidden ones and Python caches."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "ls-files", "-z", "--", folder],
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        return sorted(name for name in listed.split("\0") if name)
+    except (OSError, subprocess.CalledProcessError):  # no git, or not a checkout
+        files = (REPO_ROOT / folder).rglob("*")
+        names = [path.relative_to(REPO_ROOT).as_posix() for path in files if path.is_file()]
+        hidden = re.compile(r"(^|/)(\.|__pycache__/)|\.pyc$")
+        return sorted(name for name in names if not hidden.search(name))
+
+
 def copy_course_files(destination: Path, files: Iterable[str], renamed: dict[str, str]) -> None:
-    """Copy ``files`` and :data:`BUNDLED_FOLDERS` (relative to the repository root) into
-    ``destination``, and each source of ``renamed`` under its new name (its key)."""
-    for name, source in [*((name, name) for name in files), *renamed.items()]:
+    """Copy ``files`` and the course files of :data:`BUNDLED_FOLDERS` (:func:`course_files`;
+    relative to the repository root) into ``destination``, and each source of ``renamed`` under
+    its new name (its key)."""
+    bundled = [name for folder in BUNDLED_FOLDERS for name in course_files(folder)]
+    pairs = [*((name, name) for name in [*files, *bundled]), *renamed.items()]
+    for name, source in pairs:
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / source, target)
-    for folder in BUNDLED_FOLDERS:
-        shutil.copytree(
-            REPO_ROOT / folder,
-            destination / folder,
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-        )
+
+
+class StudentInputError(ValueError):
+    """A notebook or output folder the tool cannot use: said before anything is written."""
+
+
+# A markdown cell left in a student copy that looks like solutions under another marker
+UNMARKED_SOLUTIONS = re.compile(r"<summary>\s*solutions?\b|^#+\s*solutions?\b", re.I | re.M)
+
+
+def read_notebooks(notebooks: list[Path]) -> dict[Path, nbformat.NotebookNode]:
+    """Each of ``notebooks``, read; a missing file, a file that is not a notebook, or a
+    solutions block that the marker does not begin raises :class:`StudentInputError`."""
+    read = {}
+    for path in notebooks:
+        try:
+            read[path] = nbformat.read(path, as_version=4)
+        except FileNotFoundError:
+            raise StudentInputError(f"{path} does not exist: pass notebooks that do.") from None
+        except (json.JSONDecodeError, nbformat.reader.NotJSONError, UnicodeDecodeError) as error:
+            raise StudentInputError(f"{path} is not a Jupyter notebook ({error}).") from None
+        for index, cell in enumerate(without_solutions(read[path]).cells):
+            if cell.cell_type == "markdown" and UNMARKED_SOLUTIONS.search(cell.source):
+                raise StudentInputError(
+                    f"{path.name}: cell {index} looks like solutions but does not begin with "
+                    f"{SOLUTIONS_MARKER!r}, so it would reach the students. Fix: begin the "
+                    "solutions cell with that line."
+                )
+    return read
 
 
 def write_student_notebooks(notebooks: list[Path], folder: Path) -> list[str]:
     """Write the student copy of each of ``notebooks`` into ``folder``; say what each lost."""
+    read = read_notebooks(notebooks)
     folder.mkdir(parents=True, exist_ok=True)
     done = []
-    for path in notebooks:
-        notebook = nbformat.read(path, as_version=4)
+    for path, notebook in read.items():
         student = student_notebook(notebook)
         removed = len(notebook.cells) - len(student.cells)
         nbformat.write(student, folder / path.name)
@@ -147,8 +193,8 @@ def write_zip(folder: Path, archive: Path, top_folder: str = ZIP_TOP_FOLDER) -> 
             bundle.write(path, str(name))
 
 
-# Written into every student folder this tool makes: the one mark that lets a later run replace
-# the folder. A folder without it is someone's own, and is never deleted.
+# Written into every student folder this tool makes, with the list of the files it wrote: a later
+# run replaces the folder only if it holds nothing else. A folder without it is someone's own.
 MADE_HERE = ".made-by-make-student"
 
 
@@ -156,19 +202,57 @@ class StudentFolderError(RuntimeError):
     """The student folder exists and this tool did not make it."""
 
 
+def _files_in(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()}
+
+
+def check_replaceable(folder: Path) -> None:
+    """Raise :class:`StudentFolderError` unless ``folder`` is absent or this tool made it and
+    it holds only files the tool wrote (:data:`MADE_HERE` lists them)."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    mark = folder / MADE_HERE
+    if not folder.is_dir() or not mark.is_file():
+        raise StudentFolderError(
+            f"{folder} exists and was not made by `make student`: nothing in it was touched. "
+            "Move it away or choose another --output-dir, then run again."
+        )
+    others = sorted(_files_in(folder) - set(mark.read_text().splitlines()) - {MADE_HERE})
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise StudentFolderError(
+            f"{folder} holds {len(others)} file(s) that `make student` did not write ({shown}): "
+            "nothing in it was touched. Move them away or choose another --output-dir, then "
+            "run again."
+        )
+
+
+def check_inputs(output_dir: Path, notebooks: list[Path]) -> None:
+    """Refuse, before anything is written, an output path that is a file and notebooks that
+    live inside the folder a build replaces."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise StudentInputError(f"--output-dir {output_dir} is a file: pass a folder.")
+    folder = (output_dir / "student").resolve()
+    inside = [path for path in notebooks if path.resolve().is_relative_to(folder)]
+    if inside:
+        raise StudentInputError(
+            f"{inside[0]} is inside {folder}, the folder this build replaces: pass the course's "
+            "notebooks (notebooks/*.ipynb), not a student copy."
+        )
+
+
 def build(output_dir: Path, notebooks: list[Path]) -> tuple[Path, Path]:
     """Write ``output_dir/student/`` and ``output_dir/student.zip``; return both paths.
 
-    An earlier student folder is replaced only if this tool made it (:data:`MADE_HERE`);
-    any other folder of that name raises :class:`StudentFolderError` and is left as it is.
+    Everything is checked first (:func:`check_inputs`, :func:`read_notebooks`). An earlier
+    student folder is replaced only if this tool made it and it holds nothing else
+    (:func:`check_replaceable`); any other raises :class:`StudentFolderError`, untouched.
     """
     folder = output_dir / "student"
+    check_inputs(output_dir, notebooks)
+    read_notebooks(notebooks)
+    check_replaceable(folder)
     if folder.exists():
-        if not (folder / MADE_HERE).is_file():
-            raise StudentFolderError(
-                f"{folder} exists and was not made by `make student`: nothing in it was touched. "
-                "Move it away or choose another --output-dir, then run again."
-            )
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     (folder / MADE_HERE).touch()
@@ -177,6 +261,7 @@ def build(output_dir: Path, notebooks: list[Path]) -> tuple[Path, Path]:
     copy_course_files(folder, BUNDLED_FILES, STUDENT_README)
     makefile = student_makefile((REPO_ROOT / "Makefile").read_text(encoding="utf-8"))
     (folder / "Makefile").write_text(makefile, encoding="utf-8")
+    (folder / MADE_HERE).write_text("\n".join(sorted(_files_in(folder) - {MADE_HERE})) + "\n")
     archive = output_dir / "student.zip"
     write_zip(folder, archive)
     return folder, archive
@@ -217,6 +302,12 @@ def main() -> int:
     args = parser.parse_args()
 
     notebooks = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    try:
+        check_inputs(args.output_dir, notebooks)
+        read_notebooks(notebooks)
+    except StudentInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.colab_bundle:
         archive = build_colab_bundle(args.output_dir, notebooks)
         print(f"==> {archive}: {len(notebooks)} notebook(s) as they are, with solutions")
