@@ -139,7 +139,8 @@ def resolve_config(require_gpu: bool = False, **overrides: object) -> TrainConfi
     return config
 
 
-def _digest(values: dict) -> str:
+def _digest(values: object) -> str:
+    """8 hex digits of the SHA-256 of ``values`` as sorted JSON: the same on every machine."""
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -173,7 +174,7 @@ def dataset_key(dataset: Dataset) -> str:
     root = dataset.root.resolve()
     if root.parent == DATA_DIR.resolve():
         return dataset.name
-    return f"{dataset.name}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
+    return f"{dataset.name}-{_digest(str(root))}"
 
 
 def default_run_dir(dataset: Dataset, config: TrainConfig, model_name: str = "unet") -> Path:
