@@ -286,7 +286,7 @@ def _pairs_in(folder: Path, problems: list[tuple[str, str]]) -> list[Pair]:
 def _deterministic_split(
     pairs: list[Pair], fractions: tuple[float, float] = DEFAULT_SPLIT_FRACTIONS
 ) -> dict[str, list[Pair]]:
-    """Assign each pair to a split by a hash of its stem: stable when files are added.
+    """Assign each pair to a split by a hash of its stem, the same on every machine.
 
     Under ``RANKED_SPLIT_BELOW`` pairs the hash positions are replaced by their ranks, so the
     splits get the asked shares (10 pairs: 8/1/1; by hash bands they came out 4/4/2).

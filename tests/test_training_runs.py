@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import zipfile
 from pathlib import Path
 
 import keras
@@ -349,3 +350,35 @@ def test_a_full_disk_or_file_size_limit_is_said_plainly_and_keeps_the_last_file(
         training._replace_atomically(path, too_large)
     assert path.read_bytes() == b"the last good model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["unet.keras"]
+
+
+def test_a_resume_with_more_epochs_finds_its_run_under_the_default_folder(
+    dataset, artifacts, capsys
+):
+    """Issue 37: epochs are changeable on resume, but the default run folder's name held them,
+    so a longer resumed run silently started afresh."""
+    training.train(dataset, TINY, verbose=0)
+    longer = dataclasses.replace(TINY, epochs=2)
+    _, history = training.train(dataset, longer, resume=True, verbose=0)
+    assert "Resuming from checkpoint.keras after epoch 1." in said(capsys)
+    assert len(history["loss"]) == 1
+    assert training.completed_epochs(training.default_run_dir(dataset, longer)) == 2
+
+
+def test_a_model_archive_keras_cannot_load_is_damaged_and_kept_aside(dataset, tmp_path, capsys):
+    """A valid zip whose config is broken raised Keras' own error and stayed in place."""
+    path = tmp_path / "unet.keras"
+    training.save_trained(models.unet(3, 16, depth=1, base_filters=2), path, TINY, {})
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["config.json"] = b'{"class_name": "NoSuchLayer", "config": {}}'
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    broken = path.read_bytes()
+    with pytest.raises(training.DamagedModelError, match="Keras cannot load it"):
+        training.load_model_file(path)
+    training.load_or_train(dataset, TINY, path=path)
+    assert "training a new one now" in said(capsys)
+    (aside,) = tmp_path.glob("unet.keras.damaged-*")
+    assert aside.read_bytes() == broken
