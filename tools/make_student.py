@@ -152,9 +152,9 @@ def read_notebooks(notebooks: list[Path]) -> dict[Path, nbformat.NotebookNode]:
     return read
 
 
-def write_student_notebooks(notebooks: list[Path], folder: Path) -> list[str]:
-    """Write the student copy of each of ``notebooks`` into ``folder``; say what each lost."""
-    read = read_notebooks(notebooks)
+def write_student_notebooks(read: dict[Path, nbformat.NotebookNode], folder: Path) -> list[str]:
+    """Write the student copy of each notebook ``read`` (:func:`read_notebooks`) into
+    ``folder``; say what each lost."""
     folder.mkdir(parents=True, exist_ok=True)
     done = []
     for path, notebook in read.items():
@@ -250,13 +250,13 @@ def build(output_dir: Path, notebooks: list[Path]) -> tuple[Path, Path]:
     """
     folder = output_dir / "student"
     check_inputs(output_dir, notebooks)
-    read_notebooks(notebooks)
+    read = read_notebooks(notebooks)
     check_replaceable(folder)
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     (folder / MADE_HERE).touch()
-    for done in write_student_notebooks(notebooks, folder / "notebooks"):
+    for done in write_student_notebooks(read, folder / "notebooks"):
         print(f"    {done}")
     copy_course_files(folder, BUNDLED_FILES, STUDENT_README)
     makefile = student_makefile((REPO_ROOT / "Makefile").read_text(encoding="utf-8"))
@@ -279,7 +279,7 @@ def build_colab_bundle(output_dir: Path, notebooks: list[Path], student: bool = 
     with tempfile.TemporaryDirectory() as staging:
         folder = Path(staging)
         if student:
-            write_student_notebooks(notebooks, folder / "notebooks")
+            write_student_notebooks(read_notebooks(notebooks), folder / "notebooks")
         else:
             (folder / "notebooks").mkdir()
             for path in notebooks:
