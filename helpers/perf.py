@@ -296,7 +296,8 @@ def naive_batches(
     augment: bool = True,
     seed: int | Sequence[int] = 0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """One epoch of ``(images, masks)`` batches the way a first attempt often reads them.
+    """One epoch of ``(images, masks)`` batches the way a first attempt often reads them (taught
+    in notebook 05, which writes such a generator out; ``benchmarks/pipeline.py`` uses this one).
 
     A plain Python generator: shuffle the file list, then for each pair open the two PNG files
     with PIL, resize, optionally augment with NumPy, and stack a batch — one file at a time, in
@@ -337,7 +338,8 @@ def generator_dataset(
 def pipeline_variants(
     pairs: Sequence[Pair], image_size: int, batch_size: int, seed: int = 0
 ) -> dict[str, tf.data.Dataset]:
-    """The input pipelines of notebook 05, from worst to best, all augmented and shuffled.
+    """The input pipelines of notebook 05 (which builds them in the lesson), from worst to best,
+    all augmented and shuffled, for ``benchmarks/pipeline.py``.
 
     ``"Python generator (PIL)"`` (:func:`generator_dataset`); ``"tf.data, parallel map"``,
     ``"+ cache"``, ``"+ prefetch"`` (``pipeline.make_pipeline`` without cache and prefetch, with
@@ -414,7 +416,8 @@ def compare_batch_sizes(
     baseline: int,
     repeats: int = 3,
 ) -> Comparison:
-    """Training throughput of ``model`` at each batch size, on the same ``images`` per run.
+    """Training throughput of ``model`` at each batch size, on the same ``images`` per run
+    (notebook 05 times it in the lesson; ``benchmarks/batch_size.py`` uses this, round-robin).
 
     ``batches`` (any batch size) is re-batched and held in memory (:func:`in_memory`), so only
     the model step is timed. Variants are named ``"batch <size>"``; see :func:`batch_size_table`.
@@ -487,7 +490,8 @@ def _leaf_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
 
 
 def forward_flops_by_layer(model: keras.Model) -> dict[str, int]:
-    """FLOPs of one forward pass for one example, per counted layer: 2 x MACs (see layer_macs)."""
+    """FLOPs of one forward pass for one example, per counted layer: 2 x MACs (see layer_macs).
+    Taught in notebook 05, whose ``forward_flops`` asserts the same count for the U-Net."""
     return {
         layer.name: 2 * macs for layer in _leaf_layers(model) if (macs := layer_macs(layer)) > 0
     }
@@ -507,7 +511,8 @@ def training_step_flops(model: keras.Model, batch_size: int) -> int:
 def matmul_flops_per_second(
     size: int = 2048, chain: int = 8, repeats: int = 3, dtype: str = "float32"
 ) -> float:
-    """The FLOP/s this device reaches on its best case: a chain of large square matmuls.
+    """The FLOP/s this device reaches on its best case: a chain of large square matmuls (taught
+    in notebook 05; used by the benchmarks).
 
     Each product of two ``size x size`` matrices is ``2 * size**3`` FLOPs. The chain runs inside
     one ``tf.function`` (a first, untimed call traces it), and the median of ``repeats`` runs

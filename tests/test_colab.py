@@ -54,7 +54,9 @@ def test_every_notebook_agrees_with_the_repository_url():
         assert f'REPOSITORY_URL = "{URL}"' in _bootstrap_cell(notebook)
         trains = path.name[:2] not in ("01", "02")  # 01 and 02 train nothing
         assert stamp_colab.trains(notebook) == trains, path.name
-        assert notebook.metadata.get("accelerator") == ("GPU" if trains else None), path.name
+        on_gpu = trains and path.name[:2] != "08"  # 08 leaves a lone GPU unused
+        assert stamp_colab.wants_gpu(notebook) == on_gpu, path.name
+        assert notebook.metadata.get("accelerator") == ("GPU" if on_gpu else None), path.name
     assert stamp_colab.main(["--check"]) == 0
 
 
@@ -91,13 +93,20 @@ def test_a_notebook_that_trains_nothing_asks_for_a_cpu_runtime():
     notebook = _notebook("# 11 · Z", stamp_colab.bootstrap_source(URL), "import numpy")
     notebook.metadata.update(accelerator="GPU", colab={"gpuType": "T4", "provenance": []})
     changes = stamp_colab.stamp(notebook, "notebooks/11_z.ipynb", URL)
-    assert changes == ["badge (added)", "metadata: a CPU runtime (the notebook trains nothing)"]
+    assert changes == [
+        "badge (added)",
+        "metadata: a CPU runtime (the notebook trains nothing on a GPU)",
+    ]
     assert "accelerator" not in notebook.metadata
     assert notebook.metadata["colab"] == {"provenance": []}
     notebook.cells.append(nbformat.v4.new_code_cell("model.fit(batches)"))
     assert stamp_colab.stamp(notebook, "notebooks/11_z.ipynb", URL) == [
         "metadata accelerator: GPU",
         "metadata colab.gpuType: T4",
+    ]
+    notebook.cells.append(nbformat.v4.new_code_cell(stamp_colab.HIDES_LONE_GPU))  # as 08 does
+    assert stamp_colab.stamp(notebook, "notebooks/11_z.ipynb", URL) == [
+        "metadata: a CPU runtime (the notebook trains nothing on a GPU)"
     ]
 
 

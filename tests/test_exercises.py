@@ -9,6 +9,7 @@ fails its test: every wrong answer below must raise ``AssertionError``.
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import keras
@@ -395,7 +396,10 @@ def test_05_exercise_2_deeper_unet_flops_ratio():
     deeper = models.unet(3, image_size=32, base_filters=2, depth=4)
     right = perf.training_step_flops(deeper, 16) / perf.training_step_flops(model, 16)
     assert 1.1 < right < 1.5
-    namespace = {"perf": perf, "model": model, "deeper": deeper}
+    namespace = {"perf": perf, "model": model, "deeper": deeper, "keras": keras, "math": math}
+    run(cell_defining("05_troubleshooting_slow_training", "def forward_flops("), namespace)
+    for unet in (model, deeper):  # the lesson's count is the helper's
+        assert namespace["forward_flops"](unet) == perf.forward_flops_by_layer(unet)
     assert_exercise(
         "05_troubleshooting_slow_training",
         2,

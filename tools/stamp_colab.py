@@ -3,10 +3,11 @@
 The URL lives in one place, ``[project.urls] Repository`` in pyproject.toml. This script writes
 it into each notebook's first markdown cell ("Open in Colab" and "View on GitHub" links to the
 notebook's own path), into its bootstrap code cell (the one that begins ``# Colab only:``), and
-asks Colab for a GPU runtime in the notebook metadata when the notebook trains a model (a CPU
-runtime otherwise: 01 and 02 train nothing). Only those parts are changed. On Colab the
-bootstrap cell clones the repository when its URL answers, else unpacks the bundle that
-``make colab-bundle`` writes (uploaded to /content), else stops and says which of the two to do.
+asks Colab for a GPU runtime in the notebook metadata when the notebook trains a model on it (a
+CPU runtime otherwise: 01 and 02 train nothing; 08 leaves a lone GPU unused). Only those parts
+are changed. On Colab the bootstrap cell clones the repository when its URL answers, else
+unpacks the bundle that ``make colab-bundle`` writes (uploaded to /content), else stops and says
+which of the two to do.
 
 python tools/stamp_colab.py            # update every notebooks/[0-9]*.ipynb that is out of date
 python tools/stamp_colab.py --check    # change nothing; list what is stale, exit 1 if anything
@@ -35,8 +36,11 @@ BOOTSTRAP_MARKER = "# Colab only:"
 # The oldest Keras the course is tested on (Colab's, requirements-colab.txt): older ones get the
 # course's own pins.
 TESTED_KERAS = (3, 13)
-# A notebook that calls one of these trains a model, and asks Colab for a GPU runtime.
+# A notebook that calls one of these trains a model, and asks Colab for a GPU runtime...
 TRAINING_CALLS = (".fit(", "training.train(", "load_or_train(", "train_loop(")
+# ... unless it hides a lone GPU (08 spreads its runs over logical CPU devices when there are
+# fewer than two GPUs, so that every run computes on the same CPU): Colab has one GPU at most.
+HIDES_LONE_GPU = 'tf.config.set_visible_devices([], "GPU")'
 _BADGE_LINE = re.compile(r"colab-badge\.svg|View%20on-GitHub|View on GitHub")
 
 BOOTSTRAP_TEMPLATE = """\
@@ -169,7 +173,7 @@ def stamp(notebook: nbformat.NotebookNode, relative_path: str, url: str) -> list
 
     metadata = notebook.metadata
     colab = metadata.setdefault("colab", {})
-    if trains(notebook):
+    if wants_gpu(notebook):
         if metadata.get("accelerator") != "GPU":
             metadata["accelerator"] = "GPU"
             changes.append("metadata accelerator: GPU")
@@ -179,7 +183,7 @@ def stamp(notebook: nbformat.NotebookNode, relative_path: str, url: str) -> list
     elif "accelerator" in metadata or "gpuType" in colab:
         metadata.pop("accelerator", None)
         colab.pop("gpuType", None)
-        changes.append("metadata: a CPU runtime (the notebook trains nothing)")
+        changes.append("metadata: a CPU runtime (the notebook trains nothing on a GPU)")
     return changes
 
 
@@ -187,6 +191,13 @@ def trains(notebook: nbformat.NotebookNode) -> bool:
     """Whether a notebook trains a model (calls one of :data:`TRAINING_CALLS`)."""
     code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
     return any(call in code for call in TRAINING_CALLS)
+
+
+def wants_gpu(notebook: nbformat.NotebookNode) -> bool:
+    """Whether a notebook should open on a Colab GPU runtime: it trains, and does not hide a
+    lone GPU (:data:`HIDES_LONE_GPU`)."""
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    return trains(notebook) and HIDES_LONE_GPU not in code
 
 
 def notebook_paths(arguments: list[Path]) -> list[Path]:
