@@ -187,17 +187,20 @@ def stamp(notebook: nbformat.NotebookNode, relative_path: str, url: str) -> list
     return changes
 
 
+def _code(notebook: nbformat.NotebookNode) -> str:
+    return "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+
+
 def trains(notebook: nbformat.NotebookNode) -> bool:
     """Whether a notebook trains a model (calls one of :data:`TRAINING_CALLS`)."""
-    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    code = _code(notebook)
     return any(call in code for call in TRAINING_CALLS)
 
 
 def wants_gpu(notebook: nbformat.NotebookNode) -> bool:
     """Whether a notebook should open on a Colab GPU runtime: it trains, and does not hide a
     lone GPU (:data:`HIDES_LONE_GPU`)."""
-    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
-    return trains(notebook) and HIDES_LONE_GPU not in code
+    return trains(notebook) and HIDES_LONE_GPU not in _code(notebook)
 
 
 def notebook_paths(arguments: list[Path]) -> list[Path]:
